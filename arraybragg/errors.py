@@ -1,0 +1,2 @@
+class InputError(ValueError):
+    """Bad user input: one line naming the flag or file at fault."""

@@ -1,0 +1,146 @@
+"""Image files of a render: raw floats, scaled integers, Poisson noise, PGM preview.
+
+Every function reproduces nanoBragg's conversions pixel for pixel, including
+what its C casts do to out-of-range values on x86-64 (a double converted to an
+unsigned char/short goes through a 32-bit int: NaN and values outside the int
+range become INT_MIN, then only the low bits are kept).  Images are NumPy
+arrays of shape (slow, fast); files store them fast-major in native byte order.
+A region of interest is ``(xmin, xmax, ymin, ymax)``: inclusive fast and slow
+pixel limits; pixels outside it are written as 0.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import secrets
+
+import numpy as np
+
+from . import rng
+
+__all__ = [
+    "atomic_write",
+    "c_format_g",
+    "write_float_image",
+    "int_image",
+    "auto_int_scale",
+    "noise_image",
+    "pgm_bytes",
+    "write_pgm",
+    "auto_pgm_scale",
+]
+
+
+def atomic_write(path, *chunks) -> None:
+    """Write bytes-like ``chunks`` to ``path`` through a temporary file and ``os.replace``.
+
+    A failure (OSError and the like, re-raised) never leaves a partial file.  The
+    file gets the permissions a plain ``open`` would give (0666 minus umask).
+    """
+    path = os.fspath(path)
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    handle = os.open(temporary, flags, 0o666)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            for chunk in chunks:
+                stream.write(chunk)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def c_format_g(value: float) -> str:
+    """C printf ``%g`` (Python's matches, except that glibc prints a negative NaN as -nan)."""
+    if math.isnan(value) and math.copysign(1.0, value) < 0:
+        return "-nan"
+    return "%g" % value
+
+
+def _roi_slices(shape, roi) -> tuple[slice, slice]:
+    """(slow, fast) slices of the pixels inside an inclusive ROI, clipped to the image."""
+    xmin, xmax, ymin, ymax = (int(v) for v in roi)
+    slow, fast = shape
+    return (slice(max(ymin, 0), max(min(ymax + 1, slow), 0)),
+            slice(max(xmin, 0), max(min(xmax + 1, fast), 0)))
+
+
+def _c_unsigned_cast(values: np.ndarray, bits: int) -> np.ndarray:
+    """C cast of doubles to an unsigned ``bits``-wide integer as gcc does it on x86-64."""
+    in_int_range = (values > -2147483649.0) & (values < 2147483648.0)  # False for NaN
+    as_int = np.where(in_int_range, np.trunc(np.where(in_int_range, values, 0.0)), -2147483648.0)
+    return (as_int.astype(np.int64) & ((1 << bits) - 1)).astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def write_float_image(path, image) -> None:
+    """Raw float32 image file (native byte order, fast-major), as ``-floatfile``."""
+    atomic_write(path, np.ascontiguousarray(image, dtype=np.float32))
+
+
+def auto_int_scale(max_I: float) -> float:
+    """Default ``-scale``: map the brightest pixel (photons) to 55000 ADU."""
+    return 55000.0 / max_I if max_I > 0.0 else 1.0
+
+
+def int_image(float_image, scale: float, adc_offset: float, roi) -> np.ndarray:
+    """uint16 image of ``-intfile``: pixel * scale + adc, clipped to [0, 65535], rounded.
+
+    Rounding is the C's ``floorf(test + 0.5)``: the double sum is first rounded to
+    float32, then floored.
+    """
+    image = np.asarray(float_image, dtype=np.float32)
+    out = np.zeros(image.shape, dtype=np.uint16)
+    rows, cols = _roi_slices(image.shape, roi)
+    test = image[rows, cols].astype(np.float64) * scale + adc_offset
+    test = np.clip(test, 0.0, 65535.0)  # NaN passes through, as in the C
+    rounded = np.floor((test + 0.5).astype(np.float32)).astype(np.float64)
+    out[rows, cols] = _c_unsigned_cast(rounded, 16)
+    return out
+
+
+def noise_image(float_image, seed: int, adc_offset: float, roi) -> tuple[np.ndarray, float, int]:
+    """Poisson-noise image of ``-noisefile``: (uint16 image, photons, overloads).
+
+    One :class:`rng.Ran1Stream` seeded with ``seed`` (the C ``long`` as stored:
+    ``-seed 1234`` stores -1234) draws a Poisson deviate for each ROI pixel in
+    raster order; adc_offset is added, values above 65535 are clipped and counted
+    as overloads, and the result is truncated to uint16 (negative values wrap, as
+    the C cast does).  ``photons`` is the sum of the deviates before the offset.
+    """
+    image = np.asarray(float_image, dtype=np.float32)
+    out = np.zeros(image.shape, dtype=np.uint16)
+    rows, cols = _roi_slices(image.shape, roi)
+    region = image[rows, cols]
+    counts = np.array(rng.poisson_deviates(region.ravel().tolist(), rng.Ran1Stream(seed)), dtype=np.float64)
+    photons = float(np.cumsum(counts)[-1]) if counts.size else 0.0  # running sum, in C order
+    test = counts + adc_offset
+    overloaded = test > 65535.0
+    test[overloaded] = 65535.0
+    out[rows, cols] = _c_unsigned_cast(test, 16).reshape(region.shape)
+    return out, photons, int(np.count_nonzero(overloaded))
+
+
+def auto_pgm_scale(intfile_scale: float, rmsd: float) -> float:
+    """Default ``-pgmscale``: 250 / (5 rmsd), or the int-image scale when rmsd is 0."""
+    return 250.0 / (5.0 * rmsd) if rmsd > 0.0 else intfile_scale
+
+
+def pgm_bytes(float_image, pgm_scale: float, roi) -> bytes:
+    """8-bit binary PGM (P5) of ``-pgmfile``: min(255, pixel * scale) truncated to a byte."""
+    image = np.asarray(float_image, dtype=np.float32)
+    pixels = np.zeros(image.shape, dtype=np.uint8)
+    rows, cols = _roi_slices(image.shape, roi)
+    test = np.minimum(image[rows, cols].astype(np.float64) * pgm_scale, 255.0)
+    pixels[rows, cols] = _c_unsigned_cast(test, 8)
+    slow, fast = image.shape
+    header = f"P5\n{fast} {slow}\n# pixels scaled by {c_format_g(pgm_scale)}\n255\n"
+    return header.encode("ascii") + pixels.tobytes()
+
+
+def write_pgm(path, float_image, pgm_scale: float, roi) -> None:
+    """Write :func:`pgm_bytes` to ``path`` atomically."""
+    atomic_write(path, pgm_bytes(float_image, pgm_scale, roi))

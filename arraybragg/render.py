@@ -1,0 +1,374 @@
+"""Accumulation: render a Simulation tile by tile, in nanoBragg's loop order.
+
+nanoBragg walks pixel -> sensor layer -> subpixel -> source -> phi -> mosaic
+domain.  Here a tile of pixels is one array computation with those loops as
+array axes, in the same order, so C-order flattening reproduces the C's
+sequence wherever it matters (tricubic fallback, running products of the
+-oversample_* switches, phi carry-over in --c-parity mode).  Tiles bound the
+memory and run on a thread pool (NumPy releases the GIL).
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import physics
+from .backend import Backend, DtypePolicy, get_backend, get_policy
+from .geometry import axis_rotation_matrix
+from .models import Simulation
+
+
+def default_threads() -> int:
+    """All cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@dataclass
+class RenderStats:
+    """nanoBragg's statistics over rendered (ROI, unmasked) pixels of the float image."""
+
+    max_I: float
+    max_I_x: float      # fast coordinate (m) of the last subpixel of the brightest pixel
+    max_I_y: float
+    mean: float
+    rms: float
+    rmsd: float
+    omega_sum: float    # sum of solid angles over rendered subpixels (sr), before /steps
+    pixels: int
+
+
+@dataclass
+class RenderResult:
+    image: np.ndarray                   # float32 (spixels, fpixels), photons per pixel
+    stats: RenderStats
+    log: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def orientation_matrices(sim: Simulation):
+    """Cell vectors per (phi, mosaic) step as columns: (3, 3*K) for h,k,l = q @ M.
+
+    Returns (steady, first): ``first`` differs only in --c-parity mode, where
+    nanoBragg skips the rotation at phi == 0 and keeps the previous one; the
+    very first iteration of a render has no previous rotation.
+    """
+    g, c = sim.goniometer, sim.crystal
+    cell = np.stack([c.a, c.b, c.c], axis=1)            # columns a, b, c
+    phis = g.phis
+    rotations = [axis_rotation_matrix(g.spindle, phi) for phi in phis]
+    steady = list(rotations)
+    first = list(rotations)
+    if sim.c_parity:
+        nonzero = [i for i, phi in enumerate(phis) if phi != 0.0]
+        for i, phi in enumerate(phis):
+            if phi != 0.0:
+                continue
+            before = [j for j in nonzero if j < i]
+            steady[i] = rotations[(before or nonzero)[-1]] if nonzero else np.eye(3)
+            first[i] = rotations[before[-1]] if before else np.eye(3)
+
+    def build(per_phi):
+        umats = g.mosaic_umats if g.mosaic_spread > 0.0 else g.mosaic_umats[:1]
+        blocks = [u @ rot @ cell for rot in per_phi for u in umats]
+        return np.concatenate(blocks, axis=1)
+
+    steady_m, first_m = build(steady), build(first)
+    return steady_m, (None if np.array_equal(first_m, steady_m) else first_m)
+
+
+class _Interpolation:
+    """nanoBragg's tricubic switch: on until the first out-of-range neighbourhood, then off for good."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.warning: Optional[str] = None
+
+
+class Renderer:
+    """Renders one Simulation on one backend with one dtype policy."""
+
+    def __init__(self, sim: Simulation, backend: Backend | str = "numpy", policy: DtypePolicy | str = "float64",
+                 threads: Optional[int] = None, tile_pixels: Optional[int] = None):
+        self.sim = sim
+        self.backend = get_backend(backend) if isinstance(backend, str) else backend
+        self.policy = get_policy(policy) if isinstance(policy, str) else policy
+        xp = self.backend.xp
+        self.xp = xp
+        self.threads = threads or default_threads()
+        # elements per tile: cache-sized on the CPU, large on a GPU
+        self.tile_elements = 1 << 22 if self.backend.name == "cupy" else 1 << 15
+        self.fixed_tile_pixels = tile_pixels
+        self.f64 = xp.float64
+        self.lattice_dtype = self.policy.lattice_dtype(xp)
+        d, b, c = sim.detector, sim.beam, sim.crystal
+        asarray = lambda a: self.backend.asarray(np.asarray(a, dtype=np.float64), dtype=xp.float64)
+        self.pix0, self.fdet, self.sdet, self.odet = (asarray(v) for v in (d.pix0, d.fdet, d.sdet, d.odet))
+        self.beam_vector = asarray(d.beam_vector)
+        self.incident = asarray(-b.directions)                 # (Src, 3)
+        self.wavelengths = asarray(b.wavelengths)              # (Src,)
+        self.polar_axis = asarray(b.polar_vector)
+        steady, first = orientation_matrices(sim)
+        self.n_orient = steady.shape[1] // 3
+        self.orient = asarray(steady)
+        self.orient_first = None if first is None else asarray(first)
+        self.crystal_params = dict(N=(c.Na, c.Nb, c.Nc), shape=c.shape, fudge=c.fudge,
+                                   reciprocal=asarray(np.stack([c.a_star, c.b_star, c.c_star])))
+        sf = sim.structure_factors
+        grid = sf.grid
+        self.table = dict(default_F=sf.default_F, F=None)
+        if grid is not None and grid.count > 0:
+            self.table.update(F=asarray(grid.F.reshape(-1)), dims=tuple(grid.F.shape),
+                              mins=(grid.h_min, grid.k_min, grid.l_min), maxs=(grid.h_max, grid.k_max, grid.l_max))
+        self.interpolation = _Interpolation(sf.interpolate and self.table["F"] is not None)
+        self.I_bg = physics.water_background(b.fluence, sim.sampling.water_size)
+        smp = sim.sampling
+        o = smp.oversample
+        sub = np.arange(o)
+        self.sub_f = asarray(np.tile(sub, o))                  # subpixel fast index, subS-major order
+        self.sub_s = asarray(np.repeat(sub, o))
+        self.odet_offsets = asarray(np.arange(d.thicksteps) * d.thickstep)
+
+    # ----------------------------------------------------------------- kernel
+    def _geometry(self, fast, slow):
+        """Per (pixel, layer, subpixel): unit diffracted vectors, solid angle, capture fraction."""
+        xp, sim = self.xp, self.sim
+        d, o = sim.detector, sim.sampling.oversample
+        subpixel = d.pixel_size / o
+        Fdet = subpixel * (fast[:, None] * o + self.sub_f[None, :]) + subpixel / 2.0      # (P, Sub)
+        Sdet = subpixel * (slow[:, None] * o + self.sub_s[None, :]) + subpixel / 2.0
+        Odet = self.odet_offsets[None, :, None]                                            # (1, T, 1)
+        pos = (Fdet[:, None, :, None] * self.fdet + Sdet[:, None, :, None] * self.sdet
+               + Odet[..., None] * self.odet + self.pix0)                                 # (P, T, Sub, 3)
+        if d.curved:
+            start = d.distance * self.beam_vector
+            start = xp.broadcast_to(start, pos.shape)
+            swung = physics.rotate_about_axis(start, self.sdet, pos[..., 1] / d.distance)
+            pos = physics.rotate_about_axis(swung, self.fdet, pos[..., 2] / d.distance)
+        airpath = physics.norm(pos)
+        diffracted = pos / airpath[..., None]
+        if d.point_pixel:
+            omega = 1.0 / airpath / airpath
+        else:
+            omega = d.pixel_size * d.pixel_size / airpath / airpath * d.close_distance / airpath
+        if d.thickness > 0.0:
+            parallax = physics.dot(diffracted, self.odet)
+            layers = [physics.capture_fraction(parallax[:, t, :], t, d.thickstep, d.mu) for t in range(d.thicksteps)]
+            capture = xp.stack(layers, axis=1)
+        else:
+            capture = xp.ones_like(omega)
+        return diffracted, omega, capture
+
+    def _tile(self, pixel_index, first_in_render: bool):
+        """Float64 photons for a tile of rendered pixels (flat indices, raster order)."""
+        xp, sim, smp = self.xp, self.sim, self.sim.sampling
+        fpixels = sim.detector.fpixels
+        idx = self.backend.asarray(pixel_index, dtype=xp.int64)
+        fast = xp.astype(idx % fpixels, self.f64)
+        slow = xp.astype(idx // fpixels, self.f64)
+        diffracted, omega, capture = self._geometry(fast, slow)
+        P, T, S = omega.shape
+        scattering = (diffracted[:, :, :, None, :] - self.incident) / self.wavelengths[:, None]   # (P,T,S,Src,3)
+        nsrc = scattering.shape[3]
+        keep = None
+        if smp.dmin > 0.0:
+            stol = 0.5 * physics.norm(scattering)
+            keep = ~((stol > 0.0) & (smp.dmin > 0.5 / xp.where(stol > 0.0, stol, xp.ones_like(stol))))
+        polar_needed = not (sim.beam.nopolar and not smp.oversample_polar)
+        polar = (physics.polarization_factor(self.incident, diffracted[:, :, :, None, :], self.polar_axis,
+                                             sim.beam.polarization) if polar_needed else None)
+        K = self.n_orient
+        hkl = xp.reshape(xp.reshape(scattering, (-1, 3)) @ self.orient, (P, T, S, nsrc, K, 3))
+        if first_in_render and self.orient_first is not None:
+            hkl[0, 0, 0, 0, ...] = xp.reshape(scattering[0, 0, 0, 0, :] @ self.orient_first, (K, 3))
+        latt_sq = physics.lattice_factor_sq(hkl, self.crystal_params, self.lattice_dtype, self.policy.exact_sin)
+        reached = None
+        if keep is not None:
+            reached = xp.broadcast_to(keep[..., None], latt_sq.shape)
+        if smp.water_size == 0.0 and (smp.oversample_thick or smp.oversample_polar or smp.oversample_omega
+                                      or self.interpolation.enabled):
+            nonzero = latt_sq != 0
+            reached = nonzero if reached is None else reached & nonzero
+        F_cell = self._structure_factors(hkl, reached)
+        F_cell = xp.astype(F_cell, self.lattice_dtype)
+        terms = F_cell * F_cell * latt_sq
+        if keep is not None:
+            terms = xp.where(reached, terms, xp.zeros_like(terms))
+        I = self._accumulate(terms, reached, omega, capture, polar)
+        return self._final_scale(I, omega, capture, polar, keep), omega
+
+    def _structure_factors(self, hkl, reached):
+        xp = self.xp
+        nearest = physics.structure_factor_nearest(hkl, self.table)
+        interp = self.interpolation
+        if not interp.enabled:
+            return nearest
+        bad = physics.interpolation_out_of_range(hkl, self.table)
+        if reached is not None:
+            bad = bad & reached
+        flat_bad = xp.reshape(bad, (-1,))
+        n = flat_bad.shape[0]
+        cut = n
+        if bool(xp.any(flat_bad)):
+            cut = int(xp.argmax(xp.astype(flat_bad, xp.int8)))
+            interp.enabled = False
+            h = xp.reshape(hkl, (-1, 3))[cut, ...]
+            hv = [float(v) for v in self.backend.to_numpy(h)]
+            h0 = [int(math.ceil(v - 0.5)) for v in hv]
+            interp.warning = ("WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: %g,%g,%g,%d,%d,%d"
+                              % (*hv, *h0))
+        use = xp.reshape(xp.arange(n) < cut, bad.shape)
+        mins = self.table["mins"]
+        safe_point = xp.asarray([m + 2.0 for m in mins], dtype=hkl.dtype)
+        unsafe = physics.interpolation_out_of_range(hkl, self.table)
+        safe = xp.where(unsafe[..., None], xp.broadcast_to(safe_point, hkl.shape), hkl)
+        tricubic = physics.structure_factor_tricubic(safe, self.table)
+        return xp.where(use, tricubic, nearest)
+
+    def _accumulate(self, terms, reached, omega, capture, polar):
+        """Sum the terms per pixel, or run nanoBragg's running products for -oversample_* switches."""
+        xp, smp = self.xp, self.sim.sampling
+        P = terms.shape[0]
+        I_bg = self.I_bg
+        if not (smp.oversample_thick or smp.oversample_polar or smp.oversample_omega):
+            return xp.astype(xp.sum(xp.reshape(terms, (P, -1)), axis=1), self.f64) + I_bg
+        factor = xp.ones(terms.shape[:4], dtype=self.f64)                   # (P, T, S, Src)
+        if smp.oversample_thick:
+            factor = factor * capture[..., None]
+        if smp.oversample_omega:
+            factor = factor * omega[..., None]
+        if smp.oversample_polar:
+            factor = factor * polar
+        factor = xp.broadcast_to(factor[..., None], terms.shape)
+        if reached is not None:
+            factor = xp.where(reached, factor, xp.ones_like(factor))
+        flat_terms = xp.reshape(xp.astype(terms, self.f64), (P, -1))
+        flat_factor = xp.reshape(factor, (P, -1))
+        I = xp.full((P,), I_bg, dtype=self.f64)
+        for j in range(flat_terms.shape[1]):
+            I = (I + flat_terms[:, j]) * flat_factor[:, j]
+        return I
+
+    def _final_scale(self, I, omega, capture, polar, keep):
+        """r_e^2 fluence I / steps times the 'last computed' factors nanoBragg applies at the end."""
+        xp, sim, smp = self.xp, self.sim, self.sim.sampling
+        value = physics.R_E_SQR * sim.beam.fluence * I / sim.steps
+        if not smp.oversample_thick:
+            value = value * capture[:, -1, 0]
+        if not smp.oversample_polar:
+            if sim.beam.nopolar:
+                pass
+            else:
+                value = value * self._first_polar(polar, keep)
+        if not smp.oversample_omega:
+            value = value * omega[:, 0, 0]
+        return value
+
+    def _first_polar(self, polar, keep):
+        """Polarization of the first evaluated (layer, subpixel, source): nanoBragg caches it per pixel."""
+        xp = self.xp
+        P = polar.shape[0]
+        flat = xp.reshape(polar, (P, -1))
+        if keep is not None:
+            flat = xp.where(xp.reshape(keep, (P, -1)), flat, xp.zeros_like(flat))
+        result = xp.zeros((P,), dtype=self.f64)
+        for j in range(flat.shape[1] - 1, -1, -1):
+            result = xp.where(flat[:, j] != 0, flat[:, j], result)
+        return result
+
+    # ----------------------------------------------------------------- driver
+    def tile_pixels(self) -> int:
+        if self.fixed_tile_pixels:
+            return self.fixed_tile_pixels
+        d, smp = self.sim.detector, self.sim.sampling
+        inner = d.thicksteps * smp.oversample ** 2 * len(self.sim.beam.wavelengths) * self.n_orient
+        return max(1, self.tile_elements // max(inner, 1))
+
+    def render(self, progress: Optional[Callable[[int, int], None]] = None) -> RenderResult:
+        start = time.perf_counter()
+        sim = self.sim
+        d = sim.detector
+        rendered = sim.sampling.rendered(d.spixels, d.fpixels)
+        indices = np.flatnonzero(rendered)
+        image = np.zeros(d.spixels * d.fpixels, dtype=np.float32)
+        step = self.tile_pixels()
+        tiles = [indices[i:i + step] for i in range(0, len(indices), step)]
+        omega_sum = [0.0]
+        done = [0]
+        lock = threading.Lock()
+
+        def run(number_and_tile):
+            number, tile = number_and_tile
+            values, omega = self._tile(tile, first_in_render=(number == 0))
+            image[tile] = self.backend.to_numpy(self.xp.astype(values, self.xp.float32))
+            o_sum = self._omega_total(omega)
+            with lock:
+                omega_sum[0] += o_sum
+                done[0] += len(tile)
+                if progress:
+                    progress(done[0], len(indices))
+
+        sequential = self.threads <= 1 or self.interpolation.enabled or self.backend.name != "numpy"
+        if sequential:
+            for item in enumerate(tiles):
+                run(item)
+        else:
+            with ThreadPoolExecutor(max_workers=self.threads) as pool:
+                list(pool.map(run, enumerate(tiles)))
+        image = image.reshape(d.spixels, d.fpixels)
+        log = [self.interpolation.warning, "WARNING: further warnings will not be printed! "] \
+            if self.interpolation.warning else []
+        stats = compute_stats(image, rendered, sim, omega_sum[0])
+        return RenderResult(image=image, stats=stats, log=log, seconds=time.perf_counter() - start)
+
+    def _omega_total(self, omega) -> float:
+        """nanoBragg's omega_sum: the per-pixel cached omega unless -oversample_omega."""
+        xp = self.xp
+        if self.sim.sampling.oversample_omega:
+            return float(xp.sum(omega))
+        P, T, S = omega.shape
+        return float(xp.sum(omega[:, 0, 0])) * T * S
+
+
+def compute_stats(image: np.ndarray, rendered: np.ndarray, sim: Simulation, omega_sum: float) -> RenderStats:
+    """max_I (first brightest pixel in raster order), mean, rms over rendered pixels; rmsd over the ROI."""
+    d, smp = sim.detector, sim.sampling
+    values = image[rendered].astype(np.float64)
+    n = values.size
+    max_I = max_x = max_y = 0.0
+    if n and values.max() > 0.0:
+        flat = np.flatnonzero(rendered)
+        best = flat[int(np.argmax(values))]
+        max_I = float(values.max())
+        o = smp.oversample
+        sub = d.pixel_size / o
+        max_x = sub * ((best % d.fpixels) * o + o - 1) + sub / 2.0
+        max_y = sub * ((best // d.fpixels) * o + o - 1) + sub / 2.0
+    total = float(values.sum())
+    sumsq = float((values * values).sum())
+    count = n if n > 0 else 1
+    mean = total / count
+    count = n if n > 1 else 2
+    rms = math.sqrt(sumsq / (count - 1))
+    in_roi = sim.sampling.rendered(d.spixels, d.fpixels) if smp.mask is None else \
+        type(smp)(oversample=1, oversample_thick=False, oversample_polar=False, oversample_omega=False,
+                  roi=smp.roi).rendered(d.spixels, d.fpixels)
+    roi_values = image[in_roi].astype(np.float64)
+    m = roi_values.size if roi_values.size > 1 else 2
+    rmsd = math.sqrt(float(((roi_values - mean) ** 2).sum()) / (m - 1))
+    return RenderStats(max_I=max_I, max_I_x=max_x, max_I_y=max_y, mean=mean, rms=rms, rmsd=rmsd,
+                       omega_sum=omega_sum, pixels=n)
+
+
+def render(sim: Simulation, backend="numpy", dtype="float64", threads=None, progress=None) -> RenderResult:
+    """Render a Simulation: float32 image (spixels, fpixels) of photons per pixel plus statistics."""
+    return Renderer(sim, backend, dtype, threads=threads).render(progress=progress)

@@ -1,0 +1,522 @@
+"""Settings (parsed nanoBragg flags) -> models, with nanoBragg's defaults and derivations.
+
+This is the part of nanoBragg between its argument loop and its pixel loop:
+detector conventions and pivots, automatic step counts, the unit cell, the
+structure-factor table, sources and mosaic domains.  ``build_simulation``
+returns the models plus the log lines nanoBragg prints while doing this.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from . import hkl, rng
+from .errors import InputError
+from .geometry import rotate_axis, rotate_xyz, unit
+from .models import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
+
+RTD = 180.0 / math.pi
+DBL_MIN = 2.2250738585072014e-308
+
+# Lab-frame bases of the named conventions: beam, fast, slow, normal, 2theta axis, polarization, spindle.
+CONVENTIONS = {
+    "ADXV": dict(beam=(0, 0, 1), fdet=(1, 0, 0), sdet=(0, -1, 0), odet=(0, 0, 1),
+                 twotheta=(-1, 0, 0), polar=(1, 0, 0), spindle=(1, 0, 0), pivot="BEAM"),
+    "MOSFLM": dict(beam=(1, 0, 0), fdet=(0, 0, 1), sdet=(0, -1, 0), odet=(1, 0, 0),
+                   twotheta=(0, 0, -1), polar=(0, 0, 1), spindle=(0, 0, 1), pivot="BEAM"),
+    "XDS": dict(beam=(0, 0, 1), fdet=(1, 0, 0), sdet=(0, 1, 0), odet=(0, 0, 1),
+                twotheta=(1, 0, 0), polar=(1, 0, 0), spindle=(1, 0, 0), pivot="SAMPLE"),
+    "DIALS": dict(beam=(0, 0, 1), fdet=(1, 0, 0), sdet=(0, 1, 0), odet=(0, 0, 1),
+                  twotheta=(0, 1, 0), polar=(0, 1, 0), spindle=(0, 1, 0), pivot="SAMPLE"),
+}
+CONVENTIONS["DENZO"] = CONVENTIONS["MOSFLM"]
+
+
+def auto_steps(count: int, span: float, step: float, *, span_for_count_only: float, half_for_span_only: bool = False):
+    """nanoBragg's rule filling in whichever of (count, range, step) the user left unset.
+
+    Unset values are <= 0 (count) or < 0 (range); ``span_for_count_only`` is
+    the range used when only a count was given.  The detector thickness rule
+    differs in one branch (range only -> two steps of half the range).
+    """
+    if count <= 0:
+        if span < 0.0:
+            if step <= 0.0:
+                return 1, 0.0, 0.0
+            return 2, step, step
+        if step <= 0.0:
+            return (2, span, span / 2) if half_for_span_only else (2, span, span)
+        return int(math.ceil(span / step)), span, step
+    if span < 0.0:
+        if step <= 0.0:
+            return count, span_for_count_only, span_for_count_only / count
+        return 2, step, step
+    if step <= 0.0:
+        count = max(count, 2)
+        return count, span, span / (count - 1)
+    return count, span, step
+
+
+def _phi_steps(s):
+    """nanoBragg's phi rule (it differs from auto_steps in the count-only and range+count cases)."""
+    phisteps, osc, phistep = s.phisteps, s.osc, s.phistep
+    if phisteps < 0:
+        if osc < 0.0:
+            if phistep <= 0.0:
+                return 1, 0.0, 0.0
+            return 2, phistep, phistep
+        if phistep <= 0.0:
+            return 2, osc, osc / 2.0
+        return int(math.ceil(osc / phistep)), osc, phistep
+    phisteps = max(phisteps, 1)
+    if osc < 0.0:
+        if phistep <= 0.0:
+            osc = 1.0 / RTD
+            return phisteps, osc, osc / phisteps
+        return 2, phistep, phistep
+    if phistep < 0.0:
+        return phisteps, osc, osc / phisteps
+    return phisteps, osc, phistep
+
+
+def _nonzero_vector(vector, flag: str) -> np.ndarray:
+    u, norm = unit(vector)
+    if norm == 0.0:
+        raise InputError(f"{flag}: zero-length vector")
+    return u
+
+
+class _Log(list):
+    def __call__(self, line: str = ""):
+        self.append(line)
+
+
+def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
+    """Models for a parsed nanoBragg command line (``flags.Settings``).
+
+    ``log`` (a callable taking one line) receives what nanoBragg prints while
+    setting up.  ``workdir`` is where Fdump.bin is looked for and written.
+    """
+    log = log or _Log()
+    pixel_size = s.pixel_size
+    if pixel_size <= 0.0:
+        raise InputError("-pixel: pixel size must be positive")
+    detsize_f = pixel_size * s.fpixels if s.fpixels else s.detsize_f
+    detsize_s = pixel_size * s.spixels if s.spixels else s.detsize_s
+    fpixels = int(math.ceil(detsize_f / pixel_size - 0.5))
+    spixels = int(math.ceil(detsize_s / pixel_size - 0.5))
+    if fpixels <= 0 or spixels <= 0:
+        raise InputError("-detpixels: detector has no pixels")
+
+    fluence, sample_y, sample_z = s.fluence, s.sample_y, s.sample_z
+    if s.flux != 0.0 and s.exposure > 0.0 and s.beamsize >= 0:
+        fluence = s.flux * s.exposure / s.beamsize / s.beamsize
+    if s.beamsize >= 0:
+        if s.beamsize < sample_y:
+            log("WARNING: clipping sample (%g m high) with beam (%g m)" % (sample_y, s.beamsize))
+            sample_y = s.beamsize
+        if s.beamsize < sample_z:
+            log("WARNING: clipping sample (%g m wide) with beam (%g m)" % (sample_z, s.beamsize))
+            sample_z = s.beamsize
+
+    detector = _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s)
+    roi = tuple(v if v >= 0 else d for v, d in
+                zip((s.roi_xmin, s.roi_xmax, s.roi_ymin, s.roi_ymax), (0, fpixels, 0, spixels)))
+
+    crystal, reciprocal_text = _build_crystal(s, log, sample_y, sample_z)
+    oversample = s.oversample
+    xtalsize_max = max(np.linalg.norm(crystal.a) * crystal.Na, np.linalg.norm(crystal.b) * crystal.Nb,
+                       np.linalg.norm(crystal.c) * crystal.Nc)
+    reciprocal_pixel_size = s.lambda0 * detector.distance / pixel_size
+    recommended = max(int(math.ceil(3.0 * xtalsize_max / reciprocal_pixel_size)), 1)
+    if oversample <= 0:
+        oversample = recommended
+        log("auto-selected %d-fold oversampling" % oversample)
+    if oversample < recommended:
+        log("WARNING: maximum dimension of sample is %g A" % (xtalsize_max * 1e10))
+        log("         but reciprocal pixel size is %g A" % (reciprocal_pixel_size * 1e10))
+        log("         intensity may vary significantly across a pixel!")
+        log("         recommend -oversample %d to work around this" % recommended)
+
+    structure_factors = _load_structure_factors(s, log, crystal, workdir)
+    goniometer = _build_goniometer(s, log, detector)
+    beam = _build_beam(s, log, detector, fluence)
+    sampling = Sampling(oversample=max(oversample, 1), oversample_thick=bool(s.oversample_thick),
+                        oversample_polar=bool(s.oversample_polar), oversample_omega=bool(s.oversample_omega),
+                        roi=roi, mask=s.mask, dmin=s.dmin, water_size=s.water_size)
+    sim = Simulation(detector, beam, crystal, goniometer, structure_factors, sampling, c_parity=bool(s.c_parity))
+    _log_summary(s, log, sim)
+    return sim
+
+
+def _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) -> Detector:
+    Fclose = (s.ORGX - 0.5) * pixel_size if not math.isnan(s.ORGX) else detsize_f / 2.0
+    Sclose = (s.ORGY - 0.5) * pixel_size if not math.isnan(s.ORGY) else detsize_s / 2.0
+    Xclose = Fclose if math.isnan(s.Xclose) else s.Xclose
+    Yclose = Sclose if math.isnan(s.Yclose) else s.Yclose
+    Xbeam, Ybeam, pivot = s.Xbeam, s.Ybeam, s.detector_pivot
+    convention = s.beam_convention
+    vectors = dict(beam=s.beam_vector, fdet=s.fdet_vector, sdet=s.sdet_vector, odet=s.odet_vector,
+                   twotheta=s.twotheta_axis, polar=s.polar_vector, spindle=s.spindle_vector)
+    if convention in CONVENTIONS:
+        base = CONVENTIONS[convention]
+        vectors = {k: base[k] for k in vectors}
+        pivot = base["pivot"]
+    if convention == "ADXV":
+        Xbeam = (detsize_f + pixel_size) / 2.0 if math.isnan(Xbeam) else Xbeam
+        Ybeam = (detsize_s - pixel_size) / 2.0 if math.isnan(Ybeam) else Ybeam
+        Fbeam, Sbeam = Xbeam, detsize_s - Ybeam
+    elif convention in ("MOSFLM", "DENZO"):
+        Xbeam = (detsize_s + pixel_size) / 2.0 if math.isnan(Xbeam) else Xbeam
+        Ybeam = (detsize_f + pixel_size) / 2.0 if math.isnan(Ybeam) else Ybeam
+        shift = 0.5 * pixel_size if convention == "MOSFLM" else 0.0
+        Fbeam, Sbeam = Ybeam + shift, Xbeam + shift
+    else:  # XDS, DIALS, CUSTOM
+        Xbeam = Xclose if math.isnan(Xbeam) else Xbeam
+        Ybeam = Yclose if math.isnan(Ybeam) else Ybeam
+        Fbeam, Sbeam = Xbeam, Ybeam
+        if convention == "CUSTOM":
+            Fclose, Sclose = Xbeam, Ybeam
+
+    beam = _nonzero_vector(vectors["beam"], "-beam_vector")
+    fdet = _nonzero_vector(vectors["fdet"], "-fdet_vector")
+    sdet = _nonzero_vector(vectors["sdet"], "-sdet_vector")
+    odet, odet_norm = unit(vectors["odet"])
+    if odet_norm != 1.0:
+        log("WARNING: auto-generating odet_vector")
+        odet, _ = unit(np.cross(fdet, sdet))
+    twotheta_axis = np.asarray(vectors["twotheta"], dtype=float)
+    log("%s convention selected." % convention.lower())
+
+    rot = (s.detector_rotx, s.detector_roty, s.detector_rotz)
+    ratio = float(beam @ rotate_xyz(odet, *rot))
+    if ratio == 0.0:
+        ratio = DBL_MIN
+    close_distance = abs(ratio * s.distance) if math.isnan(s.close_distance) else s.close_distance
+    distance = close_distance / ratio
+
+    user_pix0 = s.pix0_vector is not None and not s.c_parity
+    if pivot == "SAMPLE" and not user_pix0:
+        log("pivoting detector around sample")
+        pix0 = -Fclose * fdet - Sclose * sdet + close_distance * odet
+        pix0 = rotate_axis(rotate_xyz(pix0, *rot), twotheta_axis, s.detector_twotheta)
+    fdet, sdet, odet = (rotate_axis(rotate_xyz(v, *rot), twotheta_axis, s.detector_twotheta)
+                        for v in (fdet, sdet, odet))
+    if user_pix0:
+        log("detector origin from -pix0_vector")
+        pix0 = np.asarray(s.pix0_vector, dtype=float)
+    elif pivot == "BEAM":
+        log("pivoting detector around direct beam spot")
+        pix0 = -Fbeam * fdet - Sbeam * sdet + distance * beam
+
+    Fclose = -float(pix0 @ fdet)
+    Sclose = -float(pix0 @ sdet)
+    close_distance = float(pix0 @ odet)
+    to_beam = close_distance / ratio * beam - pix0
+    Fbeam, Sbeam = float(fdet @ to_beam), float(sdet @ to_beam)
+    distance = close_distance / ratio
+    dials_origin = 1000.0 * np.array([pix0[2], pix0[1], -pix0[0]])
+    log("XDS incident beam: %g %g %g" % (beam @ fdet, beam @ sdet, beam @ odet))
+
+    thicksteps, thick, thickstep = auto_steps(s.detector_thicksteps, s.detector_thick, s.detector_thickstep,
+                                              span_for_count_only=0.5e-6, half_for_span_only=True)
+    mu = s.detector_mu
+    if thick > 0.0 and mu < 0.0:
+        mu = 1.0 / thick
+        log("WARNING: setting detector attenuation depth to %g m" % mu)
+    if thick <= 0.0 or thickstep <= 0.0 or thicksteps <= 0:
+        thicksteps, thick, thickstep = 1, 0.0, 0.0
+
+    return Detector(pix0=pix0, fdet=fdet, sdet=sdet, odet=odet, pixel_size=pixel_size, fpixels=fpixels,
+                    spixels=spixels, distance=distance, close_distance=close_distance, beam_vector=beam,
+                    curved=bool(s.curved_detector), point_pixel=bool(s.point_pixel), thickness=thick,
+                    thicksteps=thicksteps, thickstep=thickstep, mu=mu, Xbeam=Xbeam, Ybeam=Ybeam,
+                    Fbeam=Fbeam, Sbeam=Sbeam, Xclose=Xclose, Yclose=Yclose, Fclose=Fclose, Sclose=Sclose,
+                    ORGX=Fclose / pixel_size + 0.5, ORGY=Sclose / pixel_size + 0.5, dials_origin_mm=dials_origin,
+                    detsize_f=detsize_f, detsize_s=detsize_s, twotheta=s.detector_twotheta,
+                    convention=convention, pivot=pivot)
+
+
+def _clamped_angle(sin_value, cos_value):
+    sin_value = min(max(sin_value, -1.0), 1.0)
+    if cos_value * cos_value > 1.0:
+        cos_value = 1.0
+    return math.atan2(sin_value, cos_value)
+
+
+def _reciprocal_from_cell(s, log):
+    """Reciprocal vectors (1/Angstrom) in nanoBragg's default orientation for -cell a b c al be ga."""
+    a = s.cell_a
+    b = s.cell_b if s.cell_b > 0.0 else a
+    c = s.cell_c if s.cell_c > 0.0 else a
+    alpha, beta, gamma = (x if x > 0.0 else math.pi / 2 for x in (s.alpha, s.beta, s.gamma))
+    aavg = (alpha + beta + gamma) / 2
+    skew = abs(math.sin(aavg) * math.sin(aavg - alpha) * math.sin(aavg - beta) * math.sin(aavg - gamma))
+    V_cell = 2.0 * a * b * c * math.sqrt(skew)
+    if V_cell <= 0.0:
+        raise InputError("-cell: impossible unit cell (zero volume)")
+    V_star = 1.0 / V_cell
+    a_star = b * c * math.sin(alpha) * V_star
+    b_star = c * a * math.sin(beta) * V_star
+    c_star = a * b * math.sin(gamma) * V_star
+    cos_as = (math.cos(beta) * math.cos(gamma) - math.cos(alpha)) / (math.sin(beta) * math.sin(gamma))
+    cos_bs = (math.cos(gamma) * math.cos(alpha) - math.cos(beta)) / (math.sin(gamma) * math.sin(alpha))
+    cos_gs = (math.cos(alpha) * math.cos(beta) - math.cos(gamma)) / (math.sin(alpha) * math.sin(beta))
+    sin_gs = min(max(c * V_star / a_star / b_star, -1.0), 1.0)
+    if cos_gs * cos_gs > 1.0:
+        cos_gs = 1.0
+    if cos_bs * cos_bs > 1.0:
+        cos_bs = 1.0
+    if cos_as * cos_as > 1.0:
+        cos_as = 1.0
+    vectors = (np.array([a_star, 0.0, 0.0]),
+               np.array([b_star * cos_gs, b_star * sin_gs, 0.0]),
+               np.array([c_star * cos_bs, c_star * (cos_as - cos_bs * cos_gs) / sin_gs,
+                         c_star * V_cell / (a * b * c * sin_gs)]))
+    return vectors, (a, b, c), V_cell
+
+
+def _read_matrix(path, lambda0):
+    try:
+        with open(path) as fh:
+            numbers = [float(x) for x in fh.read().split()[:9]]
+    except (OSError, ValueError) as exc:
+        raise InputError(f"-mat: cannot read orientation matrix '{path}' ({exc.__class__.__name__})") from None
+    if len(numbers) < 9:
+        raise InputError(f"-mat: '{path}' holds fewer than 9 numbers")
+    m = np.array(numbers).reshape(3, 3)
+    # rows are x, y, z components; columns a*, b*, c* (with the wavelength folded in)
+    return tuple(m[:, i] * (1e-10 / lambda0) for i in range(3))
+
+
+def _build_crystal(s, log, sample_y, sample_z):
+    if s.matfilename is None and not (s.user_cell and s.cell_a > 0.0):
+        raise InputError("no unit cell: give -mat FILE or -cell a b c alpha beta gamma")
+    user_lengths = None
+    if s.user_cell and s.cell_a > 0.0:
+        stars, user_lengths, user_V = _reciprocal_from_cell(s, log)
+    if s.matfilename is not None:
+        stars = _read_matrix(s.matfilename, s.lambda0)
+    misset = s.misset_angles
+    if s.misset_mode == "random":
+        umat = rng.mosaic_rotation_umat(90.0, rng.Ran1Stream(s.misset_seed))
+        misset = rng.umat_to_misset(umat)
+        log("random orientation misset angles: %f %f %f deg" % tuple(m * RTD for m in misset))
+    if s.misset_mode is not None:
+        stars = tuple(rotate_xyz(v, *misset) for v in stars)
+    a_star, b_star, c_star = stars
+    bc, ca, ab = np.cross(b_star, c_star), np.cross(c_star, a_star), np.cross(a_star, b_star)
+    V_star = float(a_star @ bc)
+    if user_lengths is not None:
+        bc, ca, ab = (v * (length / user_V) / (np.linalg.norm(v) or 1.0)
+                      for v, length in zip((bc, ca, ab), user_lengths))
+        V_star = 1.0 / user_V
+    if V_star == 0.0 or not math.isfinite(V_star):
+        raise InputError("-mat: reciprocal cell vectors are degenerate (zero volume)")
+    V_cell = 1.0 / V_star
+    a, b, c = bc * V_cell, ca * V_cell, ab * V_cell
+    a_star, b_star, c_star = np.cross(b, c) * V_star, np.cross(c, a) * V_star, np.cross(a, b) * V_star
+    _log_cell(log, (a, b, c), (a_star, b_star, c_star), V_cell)
+
+    Na, Nb, Nc = float(s.Na), float(s.Nb), float(s.Nc)
+    lengths = [np.linalg.norm(v) * 1e-10 for v in (a, b, c)]
+    for i, size in enumerate((s.sample_x, sample_y, sample_z)):
+        if size > 0:
+            value = math.ceil(size / lengths[i])
+            Na, Nb, Nc = [(value if j == i else n) for j, n in enumerate((Na, Nb, Nc))]
+    Na, Nb, Nc = (max(n, 1.0) for n in (Na, Nb, Nc))
+    log("crystal is %g x %g x %g microns" % tuple(L * N * 1e6 for L, N in zip(lengths, (Na, Nb, Nc))))
+    crystal = Crystal(a=a * 1e-10, b=b * 1e-10, c=c * 1e-10, a_star=a_star, b_star=b_star, c_star=c_star,
+                      Na=Na, Nb=Nb, Nc=Nc, shape=s.xtal_shape, fudge=s.fudge, V_cell=V_cell)
+    return crystal, None
+
+
+def _log_cell(log, real, recip, V_cell):
+    def angles(u, v, w):
+        cos = lambda x, y: float(x @ y) / np.linalg.norm(x) / np.linalg.norm(y)
+        return tuple(math.acos(min(max(cos(x, y), -1.0), 1.0)) * RTD for x, y in ((v, w), (u, w), (u, v)))
+    log("Unit Cell: %g %g %g %g %g %g" % (*[np.linalg.norm(v) for v in real], *angles(*real)))
+    log("Recp Cell: %g %g %g %g %g %g" % (*[np.linalg.norm(v) for v in recip], *angles(*recip)))
+    log("volume = %g A^3" % V_cell)
+    for title, names, vecs in (("real-space cell vectors (Angstrom):", ("a", "b", "c"), real),
+                               ("reciprocal-space cell vectors (Angstrom^-1):", ("a_star", "b_star", "c_star"), recip)):
+        log(title)
+        log("     %-10s  %-10s  %-10s" % names)
+        for axis, label in enumerate("XYZ"):
+            log("%s: %11.8f %11.8f %11.8f" % (label, vecs[0][axis], vecs[1][axis], vecs[2][axis]))
+
+
+def _load_structure_factors(s, log, crystal, workdir) -> StructureFactors:
+    interpolate = s.interpolate
+    if interpolate > 1:
+        interpolate = int(crystal.Na <= 2 or crystal.Nb <= 2 or crystal.Nc <= 2)
+        log("auto-selected tricubic interpolation of structure factors" if interpolate
+            else "auto-selected no interpolation")
+    dump_path = os.path.join(workdir, s.dumpfilename)
+    grid = None
+    if s.hklfilename is None:
+        if os.path.exists(dump_path):
+            log("reading Fs from %s" % s.dumpfilename)
+            grid = hkl.read_fdump(dump_path)
+        elif s.default_F == 0.0:
+            raise InputError("no structure factors: give -hkl FILE, keep an Fdump.bin, or set -default_F")
+    else:
+        if not os.path.exists(s.hklfilename):
+            raise InputError(f"-hkl: cannot open '{s.hklfilename}'")
+        grid, warnings = hkl.read_hkl_text(s.hklfilename, s.default_F)
+        for line in warnings:
+            log(line)
+        try:
+            hkl.write_fdump(dump_path, grid)
+            log("writing dump file for next time: %s" % s.dumpfilename)
+        except OSError:
+            log("WARNING: unable to open dump file: %s" % s.dumpfilename)
+    if grid is None or grid.count == 0:
+        interpolate = 0
+    return StructureFactors(grid=grid, default_F=s.default_F, interpolate=bool(interpolate))
+
+
+def _build_goniometer(s, log, detector) -> Goniometer:
+    phisteps, osc, phistep = _phi_steps(s)
+    domains, spread = s.mosaic_domains, s.mosaic_spread
+    if domains <= 0:
+        if spread < 0.0:
+            domains, spread = 1, 0.0
+        elif spread == 0.0:
+            domains = 1
+        else:
+            log("WARNING: finite mosaicity with only one domain! upping to 10 mosaic domains")
+            domains = 10
+    elif spread < 0.0:
+        log("WARNING: no mosaic spread specified.  setting mosaic_domains = 1")
+        domains, spread = 1, 0.0
+    elif spread == 0.0:
+        log("WARNING: zero mosaic spread specified.  setting mosaic_domains = 1")
+        domains = 1
+    stream = rng.Ran1Stream(s.mosaic_seed)
+    umats = np.stack([rng.mosaic_rotation_umat(spread, stream) for _ in range(domains)])
+    umats[0] = np.eye(3)  # nanoBragg keeps one domain exactly aligned
+    spindle = _nonzero_vector(s.spindle_vector if detector.convention == "CUSTOM"
+                              else CONVENTIONS[detector.convention]["spindle"], "-spindle_axis")
+    return Goniometer(spindle=spindle, phi0=s.phi0, phistep=phistep, phisteps=phisteps, osc=osc,
+                      mosaic_spread=spread, mosaic_umats=umats)
+
+
+def _read_sources(path, beam_vector, source_distance, lambda0):
+    """Source file: columns X Y Z weight lambda (missing -> along -beam at source_distance, 1, lambda0)."""
+    delimiters = " \t,;:!"
+    rows = []
+    try:
+        with open(path) as fh:
+            for line in fh:
+                tokens = [t for t in _split_any(line, delimiters) if t]
+                if not tokens:
+                    continue
+                values = [_atof(t) for t in tokens[:5]]
+                rows.append(values + [math.nan] * (5 - len(values)))
+    except OSError:
+        raise InputError(f"-sourcefile: cannot open '{path}'") from None
+    if not rows:
+        raise InputError(f"-sourcefile: no sources in '{path}'")
+    table = np.array(rows, dtype=float)
+    defaults = [-source_distance * beam_vector[0], -source_distance * beam_vector[1],
+                -source_distance * beam_vector[2], 1.0, lambda0]
+    for col, default in enumerate(defaults):
+        table[np.isnan(table[:, col]), col] = default
+    return table
+
+
+def _split_any(text, delimiters):
+    for d in delimiters[1:]:
+        text = text.replace(d, delimiters[0])
+    return text.split()
+
+
+def _atof(token: str) -> float:
+    """C atof: the longest leading numeric prefix, 0.0 if none."""
+    for end in range(len(token), 0, -1):
+        try:
+            return float(token[:end])
+        except ValueError:
+            continue
+    return 0.0
+
+
+def _build_beam(s, log, detector, fluence) -> Beam:
+    beam_vector = detector.beam_vector
+    polar_vector = _nonzero_vector(s.polar_vector if detector.convention == "CUSTOM"
+                                   else CONVENTIONS[detector.convention]["polar"], "-polar_vector")
+    vert_vector, _ = unit(np.cross(beam_vector, polar_vector))
+    if s.sourcefilename is not None:
+        table = _read_sources(s.sourcefilename, beam_vector, s.source_distance, s.lambda0)
+        positions, weights, wavelengths = table[:, :3], table[:, 3], table[:, 4]
+    else:
+        hdivsteps, hdivrange, hdivstep = auto_steps(s.hdivsteps, s.hdivrange, s.hdivstep, span_for_count_only=1.0)
+        vdivsteps, vdivrange, vdivstep = auto_steps(s.vdivsteps, s.vdivrange, s.vdivstep, span_for_count_only=1.0)
+        dispsteps, dispersion, dispstep = auto_steps(s.dispsteps, s.dispersion, s.dispstep, span_for_count_only=1.0)
+        if hdivrange <= 0.0 or hdivstep <= 0.0 or hdivsteps <= 0:
+            hdivsteps, hdivrange, hdivstep = 1, 0.0, 0.0
+        if vdivrange <= 0.0 or vdivstep <= 0.0 or vdivsteps <= 0:
+            vdivsteps, vdivrange, vdivstep = 1, 0.0, 0.0
+        if dispersion <= 0.0 or dispstep <= 0.0 or dispsteps <= 0:
+            dispsteps, dispersion, dispstep = 1, 0.0, 0.0
+        positions, wavelengths = [], []
+        for hdiv_tic in range(hdivsteps):
+            for vdiv_tic in range(vdivsteps):
+                hdiv = hdivstep * hdiv_tic - hdivrange / 2.0
+                vdiv = vdivstep * vdiv_tic - vdivrange / 2.0
+                # elliptical trimming of the divergence grid (a zero range gives 0/0 = nan: kept)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    test = np.float64(hdiv * hdiv - hdivstep * hdivstep / 4.0 * (1 - hdivsteps % 2)) / hdivrange / hdivrange
+                    test += np.float64(vdiv * vdiv - vdivstep * vdivstep / 4.0 * (1 - vdivsteps % 2)) / vdivrange / vdivrange
+                if s.round_div and test * 4.0 > 1.1:
+                    continue
+                log("divergence deviation: %g %g" % (hdiv, vdiv))
+                start = -s.source_distance * beam_vector
+                direction = rotate_axis(rotate_axis(start, polar_vector, vdiv), vert_vector, hdiv)
+                for disp_tic in range(dispsteps):
+                    positions.append(direction)
+                    wavelengths.append(s.lambda0 * (1.0 + dispstep * disp_tic - dispersion / 2.0))
+        positions = np.array(positions).reshape(-1, 3)
+        wavelengths = np.array(wavelengths)
+        weights = np.full(len(wavelengths), 1.0 / max(len(wavelengths), 1))
+    log("  created a total of %d sources:" % len(wavelengths))
+    for p, w, lam in zip(positions, weights, wavelengths):
+        log("%g %g %g   %g %g" % (p[0], p[1], p[2], w, lam))
+    norms = np.linalg.norm(positions, axis=1)
+    directions = np.divide(positions, norms[:, None], out=np.zeros_like(positions), where=norms[:, None] != 0)
+    return Beam(directions=directions, wavelengths=wavelengths, weights=weights, lambda0=s.lambda0,
+                fluence=fluence, polarization=s.polarization, nopolar=bool(s.nopolar),
+                polar_vector=polar_vector, beam_vector=beam_vector)
+
+
+def _log_summary(s, log, sim: Simulation):
+    d, b, c, g, smp = sim.detector, sim.beam, sim.crystal, sim.goniometer, sim.sampling
+    log("  %d initialized hkls (all others =%g)" % (sim.structure_factors.count, sim.structure_factors.default_F))
+    shape_name = {"ROUND": "ellipsoidal", "SQUARE": "parallelpiped", "GAUSS": "gaussian", "TOPHAT": "tophat-spot"}
+    log("  %s xtal: %.0fx%.0fx%.0f cells" % (shape_name[c.shape], c.Na, c.Nb, c.Nc))
+    log("  Kahn polarization factor: %f" % b.polarization if not b.nopolar else "  polarization effect disabled")
+    log("  incident fluence: %g photons/m^2" % b.fluence)
+    log("  distance=%g detsize=%gx%g  pixel=%g meters (%dx%d pixels)"
+        % (d.distance, d.detsize_f, d.detsize_s, d.pixel_size, d.fpixels, d.spixels))
+    log("  sensor is %g m thick in %d layers with mu= %g" % (d.thickness, d.thicksteps, d.mu))
+    log("  Xbeam=%g Ybeam=%g" % (d.Xbeam, d.Ybeam))
+    log("  Fbeam=%g Sbeam=%g" % (d.Fbeam, d.Sbeam))
+    log("  Xclose=%g Yclose=%g" % (d.Xclose, d.Yclose))
+    log("  Fclose=%g Sclose=%g" % (d.Fclose, d.Sclose))
+    log("  DIRECTION_OF_DETECTOR_X-AXIS= %g %g %g" % tuple(d.fdet))
+    log("  DIRECTION_OF_DETECTOR_Y-AXIS= %g %g %g" % tuple(d.sdet))
+    log("  DIRECTION_OF_DETECTOR_Z-AXIS= %g %g %g" % tuple(d.odet))
+    log("  INCIDENT_BEAM_DIRECTION= %g %g %g" % tuple(b.beam_vector))
+    log("  spindle ROTATION_AXIS= %g %g %g" % tuple(g.spindle))
+    log("  POLARIZATION_PLANE_NORMAL= %g %g %g" % tuple(np.cross(b.beam_vector, b.polar_vector)))
+    log("  dials origin= %g %g %g" % tuple(d.dials_origin_mm))
+    log("  roi: %d < x < %d && %d < y < %d" % smp.roi)
+    log("  %d sources" % len(b.wavelengths))
+    log("  %d mosaic domains over mosaic spread of %g degrees" % (len(g.mosaic_umats), g.mosaic_spread * RTD))
+    log("  %d phi steps from %g to %g degrees" % (g.phisteps, g.phi0 * RTD, (g.phi0 + g.osc) * RTD))
+    flags = "".join(name for name, on in ((" +thick", smp.oversample_thick), (" +polar", smp.oversample_polar),
+                                          (" +omega", smp.oversample_omega)) if on)
+    log("  %dx%d pixel oversample steps%s" % (smp.oversample, smp.oversample, flags))

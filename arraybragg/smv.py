@@ -1,0 +1,223 @@
+"""SMV (ADSC) image files as nanoBragg writes and reads them.
+
+An SMV file is an ASCII header of ``KEY=value;`` lines in braces, padded to
+HEADER_BYTES (512 here), followed by the pixels as unsigned 16-bit integers,
+fast-major, in the byte order the header names.  nanoBragg writes its
+``-intfile`` and ``-noisefile`` this way and reads ``-img`` / ``-mask`` files.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .outputs import atomic_write, c_format_g
+
+__all__ = ["SMVHeader", "SMVImage", "format_smv_header", "write_smv", "read_smv", "header_value"]
+
+HEADER_BYTES = 512
+NATIVE_BYTE_ORDER = f"{sys.byteorder}_endian"  # the C compares only the first 10 characters
+
+
+@dataclass(frozen=True)
+class SMVHeader:
+    """The values nanoBragg prints in an SMV header, in the header's units.
+
+    Lengths in mm, wavelength in Angstrom, angles in degrees, XDS origin in pixels.
+    """
+
+    fpixels: int  # SIZE1: pixels along the fast axis
+    spixels: int  # SIZE2: pixels along the slow axis
+    pixel_size_mm: float
+    distance_mm: float
+    wavelength_A: float
+    beam_center_x_mm: float
+    beam_center_y_mm: float
+    adxv_center_x_mm: float
+    adxv_center_y_mm: float
+    mosflm_center_x_mm: float
+    mosflm_center_y_mm: float
+    denzo_x_beam_mm: float
+    denzo_y_beam_mm: float
+    dials_origin_mm: tuple[float, float, float]
+    xds_orgx: float
+    xds_orgy: float
+    close_distance_mm: float
+    phi_deg: float
+    osc_start_deg: float
+    osc_range_deg: float
+    twotheta_deg: float
+
+
+@dataclass
+class SMVImage:
+    """An SMV file read back: header text (up to its first NUL) and pixels (height, width)."""
+
+    header: str
+    width: int
+    height: int
+    data: np.ndarray
+
+
+def format_smv_header(fields: SMVHeader) -> bytes:
+    """Header bytes exactly as nanoBragg writes them (``%g`` values, space-padded to 512).
+
+    A header that would exceed 512 bytes is left unpadded, as the C leaves it.
+    """
+    g = c_format_g
+    lines = [
+        "{",
+        f"HEADER_BYTES={HEADER_BYTES};",
+        "DIM=2;",
+        f"BYTE_ORDER={NATIVE_BYTE_ORDER};",
+        "TYPE=unsigned_short;",
+        f"SIZE1={int(fields.fpixels)};",
+        f"SIZE2={int(fields.spixels)};",
+        f"PIXEL_SIZE={g(fields.pixel_size_mm)};",
+        f"DISTANCE={g(fields.distance_mm)};",
+        f"WAVELENGTH={g(fields.wavelength_A)};",
+        f"BEAM_CENTER_X={g(fields.beam_center_x_mm)};",
+        f"BEAM_CENTER_Y={g(fields.beam_center_y_mm)};",
+        f"ADXV_CENTER_X={g(fields.adxv_center_x_mm)};",
+        f"ADXV_CENTER_Y={g(fields.adxv_center_y_mm)};",
+        f"MOSFLM_CENTER_X={g(fields.mosflm_center_x_mm)};",
+        f"MOSFLM_CENTER_Y={g(fields.mosflm_center_y_mm)};",
+        f"DENZO_X_BEAM={g(fields.denzo_x_beam_mm)};",
+        f"DENZO_Y_BEAM={g(fields.denzo_y_beam_mm)};",
+        "DIALS_ORIGIN=" + ",".join(g(v) for v in fields.dials_origin_mm),  # no ';' in the C either
+        f"XDS_ORGX={g(fields.xds_orgx)};",
+        f"XDS_ORGY={g(fields.xds_orgy)};",
+        f"CLOSE_DISTANCE={g(fields.close_distance_mm)};",
+        f"PHI={g(fields.phi_deg)};",
+        f"OSC_START={g(fields.osc_start_deg)};",
+        f"OSC_RANGE={g(fields.osc_range_deg)};",
+        f"TWOTHETA={g(fields.twotheta_deg)};",
+        "DETECTOR_SN=000;",
+        "BEAMLINE=fake;",
+    ]
+    text = ("\n".join(lines) + "\n}\f").encode("ascii")
+    return text.ljust(HEADER_BYTES, b" ")
+
+
+def write_smv(path, image, header: SMVHeader) -> None:
+    """Write a uint16 image of shape (spixels, fpixels) as an SMV file, atomically."""
+    pixels = np.ascontiguousarray(image, dtype=np.uint16)
+    if pixels.shape != (header.spixels, header.fpixels):
+        raise ValueError(f"image shape {pixels.shape} does not match header {(header.spixels, header.fpixels)}")
+    atomic_write(path, format_smv_header(header), pixels)
+
+
+def _c_int(value: float) -> int:
+    """C (int) conversion of a double on x86-64: truncation, INT_MIN when not representable."""
+    if math.isnan(value) or not -2147483649.0 < value < 2147483648.0:
+        return -2147483648
+    return int(value)
+
+
+def _header_text(raw: bytes) -> str:
+    """The header as the C's string functions see it: up to the first NUL byte."""
+    return raw.split(b"\0", 1)[0].decode("latin-1")
+
+
+def _last_match_end(header: str, key: str) -> int:
+    """End of the last non-overlapping occurrence of ``key`` scanning left to right, or -1."""
+    end = -1
+    found = header.find(key)
+    while found >= 0:
+        end = found + len(key)
+        found = header.find(key, end)
+    return end
+
+
+def read_smv(path) -> SMVImage:
+    """Read an SMV image as nanoBragg's GetFrame does.
+
+    HEADER_BYTES is read from the first 512 bytes; SIZE1 x SIZE2 give the shape
+    (DETECTOR_DIMENSIONS for both when SIZE1 is 0 or absent).  The last BYTE_ORDER=
+    decides the pixel byte order: unlike the C, which reads the pixels raw, the
+    data are byte-swapped when it differs from this machine's.
+    Missing, short or non-SMV files raise InputError naming the file.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read SMV image ({exc.strerror})") from None
+    if len(raw) < HEADER_BYTES:
+        raise InputError(f"{path}: too short for an SMV image ({len(raw)} bytes)")
+    if not raw.startswith(b"{\nHEADER_BYT"):
+        raise InputError(f"{path}: does not look like an SMV (ADSC) image")
+    header = _header_text(raw[:HEADER_BYTES])
+    header_size = _c_int(header_value(header, "HEADER_BYTES"))
+    if header_size <= 0 or header_size > len(raw):
+        raise InputError(f"{path}: bad HEADER_BYTES ({header_size}) for a {len(raw)}-byte file")
+    if header_size != HEADER_BYTES:
+        header = _header_text(raw[:header_size])
+    order_at = _last_match_end(header, "BYTE_ORDER=")
+    swap = order_at >= 0 and header[order_at:order_at + 10] != NATIVE_BYTE_ORDER[:10]
+    width = _c_int(header_value(header, "SIZE1"))
+    height = _c_int(header_value(header, "SIZE2"))
+    if width in (0, -2147483648):
+        width = height = _c_int(header_value(header, "DETECTOR_DIMENSIONS"))
+    if width <= 0 or height <= 0:
+        raise InputError(f"{path}: bad SMV image size {width} x {height}")
+    if len(raw) < header_size + 2 * width * height:
+        raise InputError(f"{path}: SMV image truncated ({len(raw)} bytes for {width} x {height} pixels)")
+    data = np.frombuffer(raw, dtype=np.uint16, count=width * height, offset=header_size).reshape(height, width)
+    data = data.byteswap() if swap else data.copy()
+    return SMVImage(header=header, width=width, height=height, data=data)
+
+
+_STRTOD_PREFIX = re.compile(
+    r"""[ \t\n\v\f\r]*(?P<sign>[+-]?)(?:
+        0x(?P<hex>(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?[0-9]+)?)
+      | (?P<dec>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)
+      | (?P<inf>inf(?:inity)?)
+      | (?P<nan>nan(?:\([0-9a-z_]*\))?)
+    )""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+def _c_atof(text: str) -> float:
+    """C ``atof``: the longest numeric prefix after leading whitespace, 0.0 if there is none."""
+    match = _STRTOD_PREFIX.match(text)
+    if match is None:
+        return 0.0
+    if match["hex"] is not None:
+        try:
+            value = float.fromhex("0x" + match["hex"])
+        except OverflowError:
+            value = math.inf
+    elif match["dec"] is not None:
+        value = float(match["dec"])
+    elif match["inf"] is not None:
+        value = math.inf
+    else:
+        value = math.nan
+    return -value if match["sign"] == "-" else value
+
+
+def header_value(header: str, key: str) -> float:
+    """Number after ``key`` in an SMV header, with the C ValueOf rules.
+
+    The LAST occurrence of ``key`` as a plain substring counts (so "DISTANCE" can
+    hit "CLOSE_DISTANCE=", "ORGX" hits "XDS_ORGX="); the value is C ``atof`` of
+    the text after the next "=".  NaN when the key does not occur, 0.0 when no
+    "=" follows it or no number follows the "=".
+    """
+    if not key:
+        raise ValueError("header_value: empty key")
+    end = _last_match_end(header, key)
+    if end < 0:
+        return math.nan
+    equals = header.find("=", end)
+    if equals < 0:
+        return 0.0
+    return _c_atof(header[equals + 1:])

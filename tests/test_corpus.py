@@ -1,0 +1,50 @@
+"""Every reference case: float image within 1e-6 per pixel (floor 1e-9 x max), float64 on NumPy."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import NO_REFERENCE, REFERENCE, corpus_cases, image_mismatch, link_inputs
+
+from arraybragg import build_simulation, parse_args, render
+
+CASES = corpus_cases()
+pytestmark = pytest.mark.skipif(REFERENCE is None, reason=NO_REFERENCE)
+
+
+def _params(c_parity: bool):
+    out = []
+    for case in CASES:
+        if c_parity and not case.meta.get("c_parity_differs"):
+            continue
+        marks = [pytest.mark.slow] if case.meta.get("slow") else []
+        out.append(pytest.param(case, id=case.id, marks=marks))
+    return out or [pytest.param(None, marks=pytest.mark.skip(reason=NO_REFERENCE))]
+
+
+def render_case(case, tmp_path, extra=(), dtype="float64", backend="numpy"):
+    link_inputs(tmp_path)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        settings = parse_args(case.args + list(extra))
+        sim = build_simulation(settings)
+        return render(sim, backend=backend, dtype=dtype)
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.parametrize("case", _params(False))
+def test_default_mode_image(case, tmp_path):
+    result = render_case(case, tmp_path)
+    bad, worst = image_mismatch(result.image, case.float_image(), 1e-6, 1e-9)
+    assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
+
+
+@pytest.mark.parametrize("case", _params(True))
+def test_c_parity_image(case, tmp_path):
+    result = render_case(case, tmp_path, extra=["--c-parity"])
+    bad, worst = image_mismatch(result.image, case.float_image(c_parity=True), 1e-6, 1e-9)
+    assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
