@@ -79,7 +79,7 @@ class Settings:
     beam_vector: Vector = (1.0, 0.0, 0.0)
     polar_vector: Vector = (0.0, 0.0, 1.0)
     spindle_vector: Vector = (0.0, 0.0, 1.0)
-    twotheta_axis: Vector = (0.0, 0.0, 1.0)
+    twotheta_axis: Vector = (0.0, 1.0, 0.0)   # C declares {0,0,1,0}: 1-based x,y,z = (0, 1, 0)
     pix0_vector: Optional[Vector] = None    # m
     detector_twotheta: float = 0.0      # rad
     detector_rotx: float = 0.0
@@ -687,9 +687,8 @@ def _tokenize(argv: Sequence[str]) -> list[tuple[str, FlagSpec, list]]:
 def _read_header_image(flag: str, path: str):
     try:
         return read_smv(path)
-    except (OSError, ValueError) as exc:
-        reason = " ".join(str(getattr(exc, "strerror", None) or exc).split())
-        raise InputError(f"{flag}: cannot read SMV file {path!r}: {reason}") from None
+    except InputError as exc:      # already names the file; add the flag
+        raise InputError(f"{flag}: {exc}") from None
 
 
 # header key -> (field, conversion), applied when the key is present

@@ -23,6 +23,7 @@ here it starts fresh (the C's own rule for a fresh positive seed: as seed 1).
 """
 from __future__ import annotations
 
+import array
 import math
 import os
 import struct
@@ -247,13 +248,15 @@ def poisson_deviates(means: list[float], stream: Ran1Stream) -> list[float]:
     Below 12 the deviate counts uniforms until their running float32 product
     drops to exp(-mean); up to 1e6 it uses Lorentzian rejection; above that
     mean + sqrt(mean) * gauss.  Returns Python floats holding float32 values.
-    This is the per-pixel hot loop of the noise image, hence the inlining.
+
+    This is the per-pixel loop of the noise image, so it is written for speed:
+    ``c_float[0] = x`` stores x as a C float (rounding, overflow to inf) and
+    ``c_float[0]`` reads it back, which is cheaper than a function call.
     """
-    pack, unpack = _pack_f32, _unpack_f32
-    f32, exp = _f32, _exp
-    log, sqrt, tan, pi = math.log, math.sqrt, math.tan, math.pi
+    c_float = array.array("f", [0.0])
+    exp, log, sqrt, tan, pi = _exp, math.log, math.sqrt, math.tan, math.pi
     log_gamma_memo: dict[float, float] = {}
-    deviates = []
+    deviates: list[float] = []
     append = deviates.append
     cached_mean, g = stream.poisson_mean, stream.poisson_g
     sq, log_mean = stream.poisson_sq, stream.poisson_log_mean
@@ -268,41 +271,49 @@ def poisson_deviates(means: list[float], stream: Ran1Stream) -> list[float]:
         start = pos
         while True:
             try:
-                if mean < 12.0:
+                if mean < 12.0:  # direct method
                     if mean != cached_mean:
-                        cached_mean, g = mean, f32(exp(-mean))
+                        cached_mean, g = mean, _f32(exp(-mean))
                     product = buf[pos]  # 1.0f * u is exact
                     pos += 1
-                    count = 0
+                    count = 0.0
                     while product > g:
-                        product = unpack(pack(product * buf[pos]))[0]
+                        c_float[0] = product * buf[pos]
+                        product = c_float[0]
                         pos += 1
-                        count += 1
-                    append(float(count))
-                elif mean > 1.0e6:
+                        count += 1.0
+                    append(count)
+                elif mean > 1.0e6:  # normal approximation
                     stream._next = pos
-                    append(f32(mean + sqrt(mean) * float(gauss(stream))))
+                    append(_f32(mean + sqrt(mean) * float(gauss(stream))))
                     buf, pos = stream._buffer, stream._next
-                else:
+                else:  # rejection method (also taken by NaN)
                     if mean != cached_mean:
                         cached_mean = mean
-                        sq = f32(sqrt(2.0 * mean))
-                        log_mean = f32(log(mean))
-                        g = f32(f32(mean * log_mean) - _log_gamma(f32(mean + 1.0)))
+                        sq = _f32(sqrt(2.0 * mean))
+                        log_mean = _f32(log(mean))
+                        g = _f32(_f32(mean * log_mean) - _log_gamma(_f32(mean + 1.0)))
                     while True:
                         while True:
-                            lorentz = f32(tan(pi * buf[pos]))
+                            c_float[0] = tan(pi * buf[pos])
+                            lorentz = c_float[0]
                             pos += 1
-                            trial = f32(f32(sq * lorentz) + mean)
+                            c_float[0] = sq * lorentz
+                            c_float[0] = c_float[0] + mean
+                            trial = c_float[0]
                             if not trial < 0.0:
                                 break
                         trial -= trial % 1.0  # floor of a non-negative float (NaN stays NaN)
                         log_gamma = log_gamma_memo.get(trial)
                         if log_gamma is None:
-                            log_gamma = log_gamma_memo[trial] = _log_gamma(f32(trial + 1.0))
-                        exponent = f32(f32(f32(trial * log_mean) - log_gamma) - g)
-                        ratio = f32(0.9 * (1.0 + f32(lorentz * lorentz)) * exp(exponent))
-                        accept = not buf[pos] > ratio
+                            log_gamma = log_gamma_memo[trial] = _log_gamma(_f32(trial + 1.0))
+                        c_float[0] = trial * log_mean
+                        c_float[0] = c_float[0] - log_gamma
+                        c_float[0] = c_float[0] - g
+                        exponent = c_float[0]
+                        c_float[0] = lorentz * lorentz
+                        c_float[0] = 0.9 * (1.0 + c_float[0]) * exp(exponent)
+                        accept = not buf[pos] > c_float[0]
                         pos += 1
                         if accept:
                             break

@@ -143,6 +143,9 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
     structure_factors = _load_structure_factors(s, log, crystal, workdir)
     goniometer = _build_goniometer(s, log, detector)
     beam = _build_beam(s, log, detector, fluence)
+    if s.mask is not None and s.mask.shape != (spixels, fpixels):
+        raise InputError(f"-mask: '{s.maskfilename}' is {s.mask.shape[1]}x{s.mask.shape[0]} pixels "
+                         f"but the detector is {fpixels}x{spixels}")
     sampling = Sampling(oversample=max(oversample, 1), oversample_thick=bool(s.oversample_thick),
                         oversample_polar=bool(s.oversample_polar), oversample_omega=bool(s.oversample_omega),
                         roi=roi, mask=s.mask, dmin=s.dmin, water_size=s.water_size)
@@ -351,7 +354,8 @@ def _log_cell(log, real, recip, V_cell):
 def _load_structure_factors(s, log, crystal, workdir) -> StructureFactors:
     interpolate = s.interpolate
     if interpolate > 1:
-        interpolate = int(crystal.Na <= 2 or crystal.Nb <= 2 or crystal.Nc <= 2)
+        # nanoBragg decides before -xtalsize and the N >= 1 clamp are applied
+        interpolate = int(s.Na <= 2 or s.Nb <= 2 or s.Nc <= 2)
         log("auto-selected tricubic interpolation of structure factors" if interpolate
             else "auto-selected no interpolation")
     dump_path = os.path.join(workdir, s.dumpfilename)

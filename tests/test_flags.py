@@ -54,7 +54,8 @@ def test_defaults_match_the_c_declarations():
     assert (s.beam_convention, s.detector_pivot, s.xtal_shape) == ("MOSFLM", "BEAM", "SQUARE")
     assert (s.beam_vector, s.fdet_vector, s.sdet_vector, s.odet_vector) == (
         (1, 0, 0), (0, 0, 1), (0, -1, 0), (1, 0, 0))
-    assert (s.twotheta_axis, s.polar_vector, s.spindle_vector) == ((0, 0, 1),) * 3
+    assert s.twotheta_axis == (0, 1, 0)  # the C's {0,0,1,0} with 1-based x, y, z
+    assert (s.polar_vector, s.spindle_vector) == ((0, 0, 1),) * 2
     assert s.pix0_vector is None and s.mask is None and s.trace_pixel is None
     assert (s.misset_mode, s.user_cell, s.Na, s.Nb, s.Nc) == (None, False, 1, 1, 1)
     assert (s.backend, s.dtype, s.c_parity, s.threads, s.tile_pixels) == (
