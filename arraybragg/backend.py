@@ -6,6 +6,7 @@ only places that know which library and which precision a render uses.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -34,8 +35,11 @@ class Backend:
             return array.get()
         return np.asarray(array)
 
-    def float_dtype(self, name: str):
-        return getattr(self.xp, name)
+    def quiet(self):
+        """Context that silences floating-point warnings (0/0 at exact lattice points is handled)."""
+        if self.name in ("numpy", "cupy"):
+            return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
+        return contextlib.nullcontext()
 
 
 def get_backend(name: str = "numpy") -> Backend:

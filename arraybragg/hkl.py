@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .outputs import atomic_write, c_format_g
+from .outputs import atomic_write, c_double_to_int, c_format_g
 
 __all__ = ["HKLGrid", "read_hkl_text", "write_fdump", "read_fdump"]
 
@@ -72,15 +72,17 @@ _SCANF_DOUBLE = re.compile(
 
 
 def _scan_int(data: bytes, pos: int):
-    """glibc ``%d`` at ``pos``: (value, new position), or None when it fails.
-
-    The digits are read as a C long (saturating) and stored to an int (wrapping).
-    """
+    """glibc ``%d`` at ``pos``: (value, new position), or None when it fails."""
     match = _SCANF_INT.match(data, pos)
     if match is None:
         return None
-    value = max(-(1 << 63), min(int(match[1]), (1 << 63) - 1))
-    return (value + (1 << 31)) % (1 << 32) - (1 << 31), match.end()
+    return _stored_int(match[1]), match.end()
+
+
+def _stored_int(digits: bytes) -> int:
+    """Decimal digits read as a C long (saturating) and stored to an int (wrapping)."""
+    value = max(-(1 << 63), min(int(digits), (1 << 63) - 1))
+    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
 
 
 def _scan_double(data: bytes, pos: int):
@@ -120,18 +122,46 @@ def _scan_group(data: bytes, pos: int, scanners):
     return values, pos
 
 
-def _c_int(value: float) -> int:
-    """C double -> int on x86-64: truncation, INT_MIN when not representable."""
-    if math.isnan(value) or not -2147483649.0 < value < 2147483648.0:
-        return -2147483648
-    return int(value)
+def _all_groups(data: bytes, scanners) -> list[list]:
+    """The values of repeated ``fscanf`` calls from the start of ``data`` until one fails."""
+    groups, pos = [], 0
+    while (group := _scan_group(data, pos, scanners)) is not None:
+        values, pos = group
+        groups.append(values)
+    return groups
 
 
-def _is_integer_like(value: float) -> bool:
-    """The C's test ``v == ceil(v - 0.4)``: NaN fails it, infinities pass."""
-    if math.isnan(value) or math.isinf(value):
-        return math.isinf(value)
-    return value == math.ceil(value - 0.4)
+_PLAIN_NUMBER = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PLAIN_INTEGER = re.compile(rb"[+-]?[0-9]+")
+_FIRST_PASS = (_scan_double,) * 4
+_SECOND_PASS = (_scan_int, _scan_int, _scan_int, _scan_double)
+
+
+def _hkl_passes(data: bytes):
+    """Entries of the C's two passes over an HKL file.
+
+    Returns (first, indices, values): the first pass's [h, k, l, F] doubles, shape
+    (n, 4); the second pass's h, k, l ints, shape (m, 3), and its F, shape (m,).
+    When every whitespace-separated token is a plain decimal number, each one is
+    exactly one conversion and the tokens are converted directly (fast path);
+    otherwise the glibc scanners run over the bytes.
+    """
+    tokens = data.split()  # bytes.split() separates on exactly C's isspace set
+    if all(map(_PLAIN_NUMBER.fullmatch, tokens)):
+        usable = len(tokens) // 4 * 4
+        first = np.array(list(map(float, tokens[:usable])), dtype=np.float64).reshape(-1, 4)
+        columns = [tokens[axis:usable:4] for axis in range(3)]
+        if all(all(map(_PLAIN_INTEGER.fullmatch, column)) for column in columns):
+            indices = [list(map(int, column)) for column in columns]
+            if any(v and not -(2**31) <= min(v) <= max(v) < 2**31 for v in indices):
+                indices = [list(map(_stored_int, column)) for column in columns]
+            return first, np.array(indices, dtype=np.int64).reshape(3, -1).T, first[:, 3]
+        # "%d" stops inside a token: let the scanners decide the second pass
+    else:
+        first = np.array(_all_groups(data, _FIRST_PASS), dtype=np.float64).reshape(-1, 4)
+    second = _all_groups(data, _SECOND_PASS)
+    indices = np.array([entry[:3] for entry in second], dtype=np.int64).reshape(-1, 3)
+    return first, indices, np.array([entry[3] for entry in second], dtype=np.float64)
 
 
 def _read_bytes(path) -> bytes:
@@ -151,29 +181,51 @@ def _allocate(path, shape) -> np.ndarray:
     return np.zeros(shape, dtype=np.float64)
 
 
+def _index_limits(entries: np.ndarray) -> tuple[list[int], list[int]]:
+    """h, k, l minima and maxima as the C finds them: int variables updated in file order.
+
+    The C assigns a double to an int (truncation), so for non-integer or
+    out-of-range indices the running comparison is replayed; otherwise the
+    limits are plain minima and maxima.
+    """
+    lows, highs = [10**9] * 3, [-(10**9)] * 3
+    indices = entries[:, :3]
+    plain = indices.size == 0 or (np.all(indices == np.trunc(indices))
+                                  and indices.min() >= -(2**31) and indices.max() < 2**31)
+    if plain:
+        if indices.size:
+            lows = [min(low, int(v)) for low, v in zip(lows, indices.min(axis=0))]
+            highs = [max(high, int(v)) for high, v in zip(highs, indices.max(axis=0))]
+        return lows, highs
+    for row in indices.tolist():
+        for axis, value in enumerate(row):
+            if lows[axis] > value:
+                lows[axis] = c_double_to_int(value)
+            if highs[axis] < value:
+                highs[axis] = c_double_to_int(value)
+    return lows, highs
+
+
+def _non_integer_warnings(entries: np.ndarray) -> list[str]:
+    """The C's warnings for indices failing ``v == ceil(v - 0.4)`` ("line" counts entries from 0)."""
+    indices = entries[:, :3]
+    with np.errstate(invalid="ignore"):
+        suspicious = ~(indices == np.ceil(indices - 0.4))
+    return [f"WARNING: non-integer value for {'hkl'[axis]} ({c_format_g(indices[line, axis])}) at line {line}"
+            for line, axis in zip(*np.nonzero(suspicious))]
+
+
 def read_hkl_text(path, default_F: float) -> tuple[HKLGrid, list[str]]:
     """Read an ``h k l F`` text file as nanoBragg's -hkl does; returns (grid, warnings).
 
-    Warnings are the C's lines for non-integer indices ("at line N" counts entries
-    from 0).  Indices missing from the file keep ``default_F`` (the extra zero slab
-    excepted).  No entries at all raise InputError.
+    Warnings are the C's lines for non-integer indices.  Indices missing from the
+    file keep ``default_F`` (the extra zero slab excepted); an index given twice
+    keeps its last F.  No entries at all, or a second-pass index outside the
+    first pass's limits (the C then writes out of bounds and crashes), raise
+    InputError.
     """
-    data = _read_bytes(path)
-    doubles = (_scan_double,) * 4
-    lows, highs = [10**9] * 3, [-(10**9)] * 3
-    warnings = []
-    count, pos = 0, 0
-    while (group := _scan_group(data, pos, doubles)) is not None:
-        indices, pos = group[0][:3], group[1]
-        for name, value in zip("hkl", indices):
-            if not _is_integer_like(value):
-                warnings.append(f"WARNING: non-integer value for {name} ({c_format_g(value)}) at line {count}")
-        for axis, value in enumerate(indices):
-            if lows[axis] > value:
-                lows[axis] = _c_int(value)
-            if highs[axis] < value:
-                highs[axis] = _c_int(value)
-        count += 1
+    entries, indices, values = _hkl_passes(_read_bytes(path))
+    lows, highs = _index_limits(entries)
     ranges = [high - low + 1 for low, high in zip(lows, highs)]
     if min(ranges) < 0:
         limits = ", ".join(f"{n}: {lo} - {hi}" for n, lo, hi in zip("hkl", lows, highs))
@@ -181,16 +233,16 @@ def read_hkl_text(path, default_F: float) -> tuple[HKLGrid, list[str]]:
     F = _allocate(path, tuple(r + 1 for r in ranges))
     if default_F != 0.0:
         F[:ranges[0], :ranges[1], :ranges[2]] = default_F
-    entry = (_scan_int, _scan_int, _scan_int, _scan_double)
-    pos = 0
-    while (group := _scan_group(data, pos, entry)) is not None:
-        (h, k, l, value), pos = group
-        index = (h - lows[0], k - lows[1], l - lows[2])
-        if not all(0 <= i <= r for i, r in zip(index, ranges)):
-            raise InputError(f"{os.fspath(path)}: index {h} {k} {l} outside the range of the first reading")
-        F[index] = value
-    grid = HKLGrid(F, lows[0], highs[0], lows[1], highs[1], lows[2], highs[2], count)
-    return grid, warnings
+    offsets = indices - np.array(lows, dtype=np.int64)
+    if np.any(offsets < 0) or np.any(offsets > np.array(ranges)):
+        raise InputError(f"{os.fspath(path)}: entries shifted by a split token fall outside the range of the first reading")
+    flat = np.ravel_multi_index(offsets.T, F.shape)
+    # keep the last entry of each index, as the C's sequential stores do
+    _, last_from_end = np.unique(flat[::-1], return_index=True)
+    keep = len(flat) - 1 - last_from_end
+    F.flat[flat[keep]] = values[keep]
+    grid = HKLGrid(F, lows[0], highs[0], lows[1], highs[1], lows[2], highs[2], len(entries))
+    return grid, _non_integer_warnings(entries)
 
 
 def write_fdump(path, grid: HKLGrid) -> None:
@@ -209,21 +261,23 @@ def read_fdump(path) -> HKLGrid:
 
     The C's format "%d%d%d%d%d%d\\n\\f" skips ALL whitespace after the limits,
     so when the first double's first byte happens to be a whitespace byte
-    (0x09-0x0d, 0x20) the data are read shifted; this is reproduced.  Missing
-    limits, negative ranges or too few data bytes raise InputError.
+    (0x09-0x0d, 0x20) the data are read shifted by that byte and the last
+    bytes come out zero; this is reproduced.  Missing limits, negative ranges
+    or a file too short for its limits raise InputError.
     """
     data = _read_bytes(path)
     limits = _scan_group(data, 0, (_scan_int,) * 6)
     if limits is None:
         raise InputError(f"{os.fspath(path)}: not an Fdump file (six index limits expected)")
-    (h_min, h_max, k_min, k_max, l_min, l_max), pos = limits
-    pos = _SPACE.match(data, pos).end()
+    (h_min, h_max, k_min, k_max, l_min, l_max), end_of_limits = limits
     ranges = (h_max - h_min + 1, k_max - k_min + 1, l_max - l_min + 1)
     if min(ranges) < 0:
         raise InputError(f"{os.fspath(path)}: negative index range in Fdump limits")
     shape = tuple(r + 1 for r in ranges)
-    size = math.prod(shape)
-    if len(data) - pos < 8 * size:
-        raise InputError(f"{os.fspath(path)}: truncated Fdump file ({len(data) - pos} data bytes, {8 * size} expected)")
-    F = np.frombuffer(data, dtype=np.float64, count=size, offset=pos).reshape(shape).copy()
+    nbytes = 8 * math.prod(shape)
+    if len(data) - end_of_limits < nbytes:
+        raise InputError(f"{os.fspath(path)}: truncated Fdump file ({len(data)} bytes for grid {shape})")
+    start = _SPACE.match(data, end_of_limits).end()
+    values = data[start:start + nbytes].ljust(nbytes, b"\0")  # the C's calloc'd buffer
+    F = np.frombuffer(values, dtype=np.float64).reshape(shape).copy()
     return HKLGrid(F, h_min, h_max, k_min, k_max, l_min, l_max, ranges[0] * ranges[1] * ranges[2])

@@ -22,6 +22,7 @@ from . import rng
 __all__ = [
     "atomic_write",
     "c_format_g",
+    "c_double_to_int",
     "write_float_image",
     "int_image",
     "auto_int_scale",
@@ -59,6 +60,13 @@ def c_format_g(value: float) -> str:
     if math.isnan(value) and math.copysign(1.0, value) < 0:
         return "-nan"
     return "%g" % value
+
+
+def c_double_to_int(value: float) -> int:
+    """C conversion of a double to int on x86-64: truncation, INT_MIN when not representable."""
+    if math.isnan(value) or not -2147483649.0 < value < 2147483648.0:
+        return -2147483648
+    return int(value)
 
 
 def _roi_slices(shape, roi) -> tuple[slice, slice]:
@@ -102,6 +110,9 @@ def int_image(float_image, scale: float, adc_offset: float, roi) -> np.ndarray:
     return out
 
 
+_NOISE_CHUNK = 1 << 20
+
+
 def noise_image(float_image, seed: int, adc_offset: float, roi) -> tuple[np.ndarray, float, int]:
     """Poisson-noise image of ``-noisefile``: (uint16 image, photons, overloads).
 
@@ -115,7 +126,12 @@ def noise_image(float_image, seed: int, adc_offset: float, roi) -> tuple[np.ndar
     out = np.zeros(image.shape, dtype=np.uint16)
     rows, cols = _roi_slices(image.shape, roi)
     region = image[rows, cols]
-    counts = np.array(rng.poisson_deviates(region.ravel().tolist(), rng.Ran1Stream(seed)), dtype=np.float64)
+    means = region.ravel()
+    counts = np.empty(means.size, dtype=np.float64)
+    stream = rng.Ran1Stream(seed)
+    for start in range(0, means.size, _NOISE_CHUNK):  # chunks bound the lists of Python floats
+        chunk = means[start:start + _NOISE_CHUNK]
+        counts[start:start + chunk.size] = rng.poisson_deviates(chunk, stream)
     photons = float(np.cumsum(counts)[-1]) if counts.size else 0.0  # running sum, in C order
     test = counts + adc_offset
     overloaded = test > 65535.0

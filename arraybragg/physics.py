@@ -16,8 +16,9 @@ WATER_F = 2.57                        # forward-scattering amplitude of water
 WATER_MW = 18.0                       # g/mol
 ROUND_SCALE = 0.723601254558268       # sphere vs cube volume correction of the ROUND shape
 
-# Taylor coefficients of sin(pi t) = sum_k c_k t^(2k+1); 10 terms reach ~1e-16 for |t| <= 1/2.
-_SIN_PI_COEFFS = tuple((-1) ** k * math.pi ** (2 * k + 1) / math.factorial(2 * k + 1) for k in range(10))
+# Taylor coefficients of sin(pi t) = sum_k c_k t^(2k+1); 7 terms are exact to 7e-10 (relative,
+# less near 0) for |t| <= 1/2: F_latt^2 multiplies 12 such factors, far inside the 1e-6 tolerance.
+_SIN_PI_COEFFS = tuple((-1) ** k * math.pi ** (2 * k + 1) / math.factorial(2 * k + 1) for k in range(7))
 
 
 def dot(u, v):
@@ -33,39 +34,53 @@ def norm(v):
 def sin_pi(t, polynomial: bool):
     """sin(pi t) for |t| <= 1/2.
 
-    ``polynomial`` evaluates a 10-term odd polynomial (exact to ~1e-16 on
-    this interval and several times faster than a float64 libm sin on the
+    ``polynomial`` evaluates an odd polynomial (relative error < 1e-11 on
+    this interval, and several times faster than a float64 libm sin on the
     CPU); otherwise the namespace's own sin is used (fast in float32).
     """
     xp = array_namespace(t)
     if not polynomial:
         return xp.sin(t * math.pi)
     t2 = t * t
-    acc = xp.full_like(t, _SIN_PI_COEFFS[-1])
-    for coeff in _SIN_PI_COEFFS[-2::-1]:
-        acc = acc * t2 + coeff
-    return acc * t
+    acc = t2 * _SIN_PI_COEFFS[-1]
+    for coeff in _SIN_PI_COEFFS[-2:0:-1]:
+        acc += coeff
+        acc *= t2
+    acc += _SIN_PI_COEFFS[0]
+    acc *= t
+    return acc
 
 
-def fractional_part(h):
-    """h - round(h), in [-1/2, 1/2]: the distance to the nearest lattice plane."""
+def round_half_even(x):
+    """Nearest integer (ties to even) by the float rounding of adding 1.5 * 2^(mantissa bits).
+
+    Exact for |x| < 2^22 (float32) or 2^51 (float64) in IEEE arithmetic, and
+    two additions instead of a slower library round.
+    """
+    xp = array_namespace(x)
+    magic = 6755399441055744.0 if x.dtype == xp.float64 else 12582912.0
+    return (x + magic) - magic
+
+
+def nearest_index(h):
+    """nanoBragg's nearest integer, ceil(h - 1/2) (halves round down); float array."""
     xp = array_namespace(h)
-    return h - xp.round(h)
+    return xp.ceil(h - 0.5)
 
 
 def grating_amplitude(d, N: float, polynomial: bool):
-    """|sincg(pi h, N)| = |sin(N pi h) / sin(pi h)| from d = h - round(h).
+    """sincg(pi h, N) = sin(N pi h) / sin(pi h), up to sign, from d = h - nearest integer.
 
     The reduction makes the ratio exact in any precision: sin(pi h) = +-sin(pi d)
-    and sin(N pi h) = +-sin(pi e) with e = N d - round(N d).  Only the
-    magnitude is returned because intensities use F_latt^2.
+    and sin(N pi h) = +-sin(pi e) with e = N d - round(N d).  The sign is
+    dropped because intensities use F_latt^2.  At an exact lattice point
+    (d == 0) the result is NaN; ``lattice_factor_sq`` replaces it by the limit N.
     """
-    xp = array_namespace(d)
-    e = fractional_part(d * N)
-    denominator = sin_pi(d, polynomial)
-    zero = denominator == 0
-    ratio = sin_pi(e, polynomial) / xp.where(zero, xp.ones_like(d), denominator)
-    return xp.abs(xp.where(zero, xp.full_like(d, N), ratio))
+    e = d * N
+    e -= round_half_even(e)
+    ratio = sin_pi(e, polynomial)
+    ratio /= sin_pi(d, polynomial)
+    return ratio
 
 
 def sincg(x, N: float):
@@ -82,40 +97,49 @@ def sinc3(x):
     return xp.where(x == 0, xp.ones_like(x), 3.0 * (xp.sin(safe) / safe - xp.cos(safe)) / (safe * safe))
 
 
-def nearest_index(h):
-    """nanoBragg's nearest integer, ceil(h - 1/2) (halves round down)."""
-    xp = array_namespace(h)
-    return xp.ceil(h - 0.5)
+def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, polynomial: bool):
+    """F_latt^2 for fractional indices ``hkl_frac`` (3, ...) float64 and their nearest integers.
 
-
-def lattice_factor_sq(hkl_frac, crystal_params, lattice_dtype, polynomial: bool):
-    """F_latt^2 for fractional indices ``hkl_frac`` (..., 3) float64.
-
-    ``crystal_params``: dict with N (Na, Nb, Nc), shape, fudge and, for
-    GAUSS/TOPHAT, ``reciprocal`` (3, 3) rows a*, b*, c* in 1/Angstrom.
+    Miller-index arrays carry h, k, l on the FIRST axis so that each is a
+    contiguous block.  ``crystal_params``: dict with N (Na, Nb, Nc), shape,
+    fudge and, for GAUSS/TOPHAT, ``reciprocal`` (3, 3) rows a*, b*, c* in
+    1/Angstrom.  The result has ``lattice_dtype``; the reduction to the
+    distance from the nearest integer is done in float64 first.
     """
     xp = array_namespace(hkl_frac)
     Na, Nb, Nc = crystal_params["N"]
     shape = crystal_params["shape"]
+    delta = hkl_frac - hkl_nearest
     if shape == "SQUARE":
         result = None
         for axis, N in enumerate((Na, Nb, Nc)):
-            if N > 1:
-                d = xp.astype(fractional_part(hkl_frac[..., axis]), lattice_dtype)
-                amp = grating_amplitude(d, N, polynomial)
-                result = amp if result is None else result * amp
+            if N <= 1:
+                continue
+            amp = grating_amplitude(xp.astype(delta[axis, ...], lattice_dtype, copy=False), N, polynomial)
+            if result is None:
+                result = amp
+            else:
+                result *= amp
         if result is None:
-            return xp.ones(hkl_frac.shape[:-1], dtype=lattice_dtype)
-        return result * result
-    delta = hkl_frac - nearest_index(hkl_frac)
+            return xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype)
+        if xp.any(xp.isnan(result)):  # 0/0 at exact lattice points: the limit of each ratio is N
+            result = xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype)
+            for axis, N in enumerate((Na, Nb, Nc)):
+                if N > 1:
+                    d = xp.astype(delta[axis, ...], lattice_dtype, copy=False)
+                    amp = grating_amplitude(d, N, polynomial)
+                    result *= xp.where(d == 0, xp.full_like(amp, N), amp)
+        result *= result
+        return result
     volume = Na * Nb * Nc
     if shape == "ROUND":
-        hrad_sq = (delta[..., 0] ** 2 * Na * Na + delta[..., 1] ** 2 * Nb * Nb + delta[..., 2] ** 2 * Nc * Nc)
+        hrad_sq = (delta[0, ...] ** 2 * Na * Na + delta[1, ...] ** 2 * Nb * Nb + delta[2, ...] ** 2 * Nc * Nc)
         amp = volume * ROUND_SCALE * sinc3(math.pi * xp.sqrt(hrad_sq * crystal_params["fudge"]))
     else:
         recip = crystal_params["reciprocal"]
-        dstar = delta[..., 0:1] * recip[0, :] + delta[..., 1:2] * recip[1, :] + delta[..., 2:3] * recip[2, :]
-        rad_star_sq = dot(dstar, dstar) * (Na * Na * Nb * Nb * Nc * Nc)
+        dstar = [delta[0, ...] * recip[0, i] + delta[1, ...] * recip[1, i] + delta[2, ...] * recip[2, i]
+                 for i in range(3)]
+        rad_star_sq = (dstar[0] ** 2 + dstar[1] ** 2 + dstar[2] ** 2) * (Na * Na * Nb * Nb * Nc * Nc)
         if shape == "GAUSS":
             amp = volume * xp.exp(-(rad_star_sq / 0.63 * crystal_params["fudge"]))
         else:  # TOPHAT
@@ -124,39 +148,46 @@ def lattice_factor_sq(hkl_frac, crystal_params, lattice_dtype, polynomial: bool)
     return xp.astype(amp * amp, lattice_dtype)
 
 
-def structure_factor_nearest(hkl_frac, table):
-    """F_cell at the nearest integer hkl; default_F outside the table.
+def structure_factor_nearest(hkl_nearest, table, squared: bool = False):
+    """F_cell (or F_cell^2) at integer indices ``hkl_nearest`` (3, ...); default_F outside the table.
 
-    ``table``: dict with ``F`` (flat float64 array of the (h,k,l) grid),
-    ``dims`` (3 grid extents incl. padding), ``mins``, ``maxs`` (index
-    ranges) and ``default_F``; ``F`` may be None (no table).
+    ``table``: dict with ``F`` and ``F_sq`` (flat float64 arrays of the
+    (h,k,l) grid), ``dims`` (grid extents incl. padding), ``mins``, ``maxs``
+    (index ranges) and ``default_F``; ``F`` is None without a table.
     """
-    xp = array_namespace(hkl_frac)
-    default = table["default_F"]
+    xp = array_namespace(hkl_nearest)
+    default = table["default_F"] ** 2 if squared else table["default_F"]
     if table["F"] is None:
-        return xp.full(hkl_frac.shape[:-1], default, dtype=hkl_frac.dtype)
-    idx = nearest_index(hkl_frac)
+        return xp.full(hkl_nearest.shape[1:], default, dtype=hkl_nearest.dtype)
+    values_table = table["F_sq"] if squared else table["F"]
+    mins, maxs, dims = table["mins"], table["maxs"], table["dims"]
+    flat_hkl = xp.reshape(hkl_nearest, (3, -1))
+    lows, highs = xp.min(flat_hkl, axis=1), xp.max(flat_hkl, axis=1)
+    all_inside = flat_hkl.shape[1] == 0 or all(
+        float(lows[i]) >= mins[i] and float(highs[i]) <= maxs[i] for i in range(3))
+    h, k, l = (hkl_nearest[i, ...] for i in range(3))
+    if all_inside:  # the usual case: no per-element range tests
+        flat = ((h - mins[0]) * dims[1] + (k - mins[1])) * dims[2] + (l - mins[2])
+        values = xp.take(values_table, xp.reshape(xp.astype(flat, xp.int64), (-1,)))
+        return xp.reshape(values, flat.shape)
     inside = None
     flat = None
-    for axis in range(3):
-        lo, hi = table["mins"][axis], table["maxs"][axis]
-        component = idx[..., axis]
+    for component, lo, hi, dim in zip((h, k, l), mins, maxs, dims):
         ok = (component >= lo) & (component <= hi)
         inside = ok if inside is None else inside & ok
         offset = xp.where(ok, component - lo, xp.zeros_like(component))
-        flat = offset if flat is None else flat * table["dims"][axis] + offset
-    values = xp.take(table["F"], xp.reshape(xp.astype(flat, xp.int64), (-1,)))
-    values = xp.reshape(values, flat.shape)
+        flat = offset if flat is None else flat * dim + offset
+    values = xp.reshape(xp.take(values_table, xp.reshape(xp.astype(flat, xp.int64), (-1,))), flat.shape)
     return xp.where(inside, values, xp.full_like(values, default))
 
 
 def interpolation_out_of_range(hkl_frac, table):
-    """True where the 4x4x4 tricubic neighbourhood leaves the table (nanoBragg's test)."""
+    """True where the 4x4x4 tricubic neighbourhood of hkl (3, ...) leaves the table (nanoBragg's test)."""
     out = None
     for axis in range(3):
         lo, hi = table["mins"][axis], table["maxs"][axis]
         span = hi - lo + 1
-        h = hkl_frac[..., axis]
+        h = hkl_frac[axis, ...]
         bad = ((h - lo + 3) > span) | ((h - 2) < lo)
         out = bad if out is None else out | bad
     return out
@@ -173,10 +204,10 @@ def structure_factor_tricubic(hkl_frac, table):
     """Tricubic (4-point Lagrange per axis) interpolation of F; callers ensure the neighbourhood is inside."""
     xp = array_namespace(hkl_frac)
     base = xp.floor(hkl_frac)
-    weights = [_lagrange_weights(hkl_frac[..., axis], base[..., axis]) for axis in range(3)]
-    starts = [xp.astype(base[..., axis] - 1 - table["mins"][axis], xp.int64) for axis in range(3)]
+    weights = [_lagrange_weights(hkl_frac[axis, ...], base[axis, ...]) for axis in range(3)]
+    starts = [xp.astype(base[axis, ...] - 1 - table["mins"][axis], xp.int64) for axis in range(3)]
     dims = table["dims"]
-    result = xp.zeros(hkl_frac.shape[:-1], dtype=hkl_frac.dtype)
+    result = xp.zeros(hkl_frac.shape[1:], dtype=hkl_frac.dtype)
     for i in range(4):
         plane = xp.zeros_like(result)
         for j in range(4):

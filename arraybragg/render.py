@@ -119,15 +119,19 @@ class Renderer:
         self.polar_axis = asarray(b.polar_vector)
         steady, first = orientation_matrices(sim)
         self.n_orient = steady.shape[1] // 3
-        self.orient = asarray(steady)
-        self.orient_first = None if first is None else asarray(first)
+        # rows ordered (component, orientation) so that orient_t @ q^T reshapes to (3, K, N)
+        as_rows = lambda m: asarray(m.T.reshape(self.n_orient, 3, 3).transpose(1, 0, 2).reshape(-1, 3))
+        self.orient_t = as_rows(steady)
+        self.orient_first_t = None if first is None else as_rows(first)
+        self.ordered_accumulation = bool(sim.sampling.oversample_thick or sim.sampling.oversample_polar
+                                         or sim.sampling.oversample_omega)
         self.crystal_params = dict(N=(c.Na, c.Nb, c.Nc), shape=c.shape, fudge=c.fudge,
                                    reciprocal=asarray(np.stack([c.a_star, c.b_star, c.c_star])))
         sf = sim.structure_factors
         grid = sf.grid
         self.table = dict(default_F=sf.default_F, F=None)
         if grid is not None and grid.count > 0:
-            self.table.update(F=asarray(grid.F.reshape(-1)), dims=tuple(grid.F.shape),
+            self.table.update(F=asarray(grid.F.reshape(-1)), F_sq=asarray(grid.F.reshape(-1) ** 2), dims=tuple(grid.F.shape),
                               mins=(grid.h_min, grid.k_min, grid.l_min), maxs=(grid.h_max, grid.k_max, grid.l_max))
         self.interpolation = _Interpolation(sf.interpolate and self.table["F"] is not None)
         self.I_bg = physics.water_background(b.fluence, sim.sampling.water_size)
@@ -140,22 +144,24 @@ class Renderer:
 
     # ----------------------------------------------------------------- kernel
     def _geometry(self, fast, slow):
-        """Per (pixel, layer, subpixel): unit diffracted vectors, solid angle, capture fraction."""
+        """Per (pixel, layer, subpixel): unit diffracted vectors (P, T, S, 3), solid angle, capture fraction."""
         xp, sim = self.xp, self.sim
         d, o = sim.detector, sim.sampling.oversample
         subpixel = d.pixel_size / o
-        Fdet = subpixel * (fast[:, None] * o + self.sub_f[None, :]) + subpixel / 2.0      # (P, Sub)
+        Fdet = subpixel * (fast[:, None] * o + self.sub_f[None, :]) + subpixel / 2.0      # (P, S)
         Sdet = subpixel * (slow[:, None] * o + self.sub_s[None, :]) + subpixel / 2.0
         Odet = self.odet_offsets[None, :, None]                                            # (1, T, 1)
-        pos = (Fdet[:, None, :, None] * self.fdet + Sdet[:, None, :, None] * self.sdet
-               + Odet[..., None] * self.odet + self.pix0)                                 # (P, T, Sub, 3)
+        # one (P, T, S) array per lab component: contiguous, no strided x/y/z slices
+        pos = [Fdet[:, None, :] * float(d.fdet[i]) + Sdet[:, None, :] * float(d.sdet[i])
+               + Odet * float(d.odet[i]) + float(d.pix0[i]) for i in range(3)]
         if d.curved:
-            start = d.distance * self.beam_vector
-            start = xp.broadcast_to(start, pos.shape)
-            swung = physics.rotate_about_axis(start, self.sdet, pos[..., 1] / d.distance)
-            pos = physics.rotate_about_axis(swung, self.fdet, pos[..., 2] / d.distance)
-        airpath = physics.norm(pos)
-        diffracted = pos / airpath[..., None]
+            stacked = xp.stack(pos, axis=-1)
+            start = xp.broadcast_to(d.distance * self.beam_vector, stacked.shape)
+            swung = physics.rotate_about_axis(start, self.sdet, stacked[..., 1] / d.distance)
+            stacked = physics.rotate_about_axis(swung, self.fdet, stacked[..., 2] / d.distance)
+            pos = [stacked[..., i] for i in range(3)]
+        airpath = xp.sqrt(pos[0] * pos[0] + pos[1] * pos[1] + pos[2] * pos[2])
+        diffracted = xp.stack([p / airpath for p in pos], axis=-1)
         if d.point_pixel:
             omega = 1.0 / airpath / airpath
         else:
@@ -169,7 +175,12 @@ class Renderer:
         return diffracted, omega, capture
 
     def _tile(self, pixel_index, first_in_render: bool):
-        """Float64 photons for a tile of rendered pixels (flat indices, raster order)."""
+        """Float64 photons for a tile of rendered pixels (flat indices, raster order).
+
+        Evaluations are laid out as (K, N): K = phi x mosaic orientations,
+        N = pixel x layer x subpixel x source in C order; Miller indices as
+        (3, K, N) so that h, k and l are contiguous blocks.
+        """
         xp, sim, smp = self.xp, self.sim, self.sim.sampling
         fpixels = sim.detector.fpixels
         idx = self.backend.asarray(pixel_index, dtype=xp.int64)
@@ -178,82 +189,88 @@ class Renderer:
         diffracted, omega, capture = self._geometry(fast, slow)
         P, T, S = omega.shape
         scattering = (diffracted[:, :, :, None, :] - self.incident) / self.wavelengths[:, None]   # (P,T,S,Src,3)
-        nsrc = scattering.shape[3]
         keep = None
         if smp.dmin > 0.0:
             stol = 0.5 * physics.norm(scattering)
             keep = ~((stol > 0.0) & (smp.dmin > 0.5 / xp.where(stol > 0.0, stol, xp.ones_like(stol))))
+            keep = xp.reshape(keep, (-1,))
         polar_needed = not (sim.beam.nopolar and not smp.oversample_polar)
         polar = (physics.polarization_factor(self.incident, diffracted[:, :, :, None, :], self.polar_axis,
                                              sim.beam.polarization) if polar_needed else None)
         K = self.n_orient
-        hkl = xp.reshape(xp.reshape(scattering, (-1, 3)) @ self.orient, (P, T, S, nsrc, K, 3))
-        if first_in_render and self.orient_first is not None:
-            hkl[0, 0, 0, 0, ...] = xp.reshape(scattering[0, 0, 0, 0, :] @ self.orient_first, (K, 3))
-        latt_sq = physics.lattice_factor_sq(hkl, self.crystal_params, self.lattice_dtype, self.policy.exact_sin)
+        scattering = xp.reshape(scattering, (-1, 3))
+        N = scattering.shape[0]
+        hkl = xp.reshape(self.orient_t @ xp.permute_dims(scattering, (1, 0)), (3, K, N))
+        if first_in_render and self.orient_first_t is not None:
+            hkl[:, :, 0] = xp.reshape(self.orient_first_t @ scattering[0, :], (3, K))
+        nearest = physics.nearest_index(hkl)
+        latt_sq = physics.lattice_factor_sq(hkl, nearest, self.crystal_params, self.lattice_dtype,
+                                            self.policy.exact_sin)
         reached = None
         if keep is not None:
-            reached = xp.broadcast_to(keep[..., None], latt_sq.shape)
-        if smp.water_size == 0.0 and (smp.oversample_thick or smp.oversample_polar or smp.oversample_omega
-                                      or self.interpolation.enabled):
+            reached = xp.broadcast_to(keep, latt_sq.shape)
+        if smp.water_size == 0.0 and (self.ordered_accumulation or self.interpolation.enabled):
             nonzero = latt_sq != 0
             reached = nonzero if reached is None else reached & nonzero
-        F_cell = self._structure_factors(hkl, reached)
-        F_cell = xp.astype(F_cell, self.lattice_dtype)
-        terms = F_cell * F_cell * latt_sq
+        terms = xp.astype(self._structure_factors_sq(hkl, nearest, reached), self.lattice_dtype, copy=False)
+        terms *= latt_sq
         if keep is not None:
             terms = xp.where(reached, terms, xp.zeros_like(terms))
-        I = self._accumulate(terms, reached, omega, capture, polar)
+        I = self._accumulate(terms, reached, omega, capture, polar, P)
         return self._final_scale(I, omega, capture, polar, keep), omega
 
-    def _structure_factors(self, hkl, reached):
+    def _structure_factors_sq(self, hkl, nearest_hkl, reached):
+        """F_cell^2 per evaluation: tricubic until nanoBragg's first out-of-range neighbourhood, then nearest."""
         xp = self.xp
-        nearest = physics.structure_factor_nearest(hkl, self.table)
         interp = self.interpolation
         if not interp.enabled:
-            return nearest
-        bad = physics.interpolation_out_of_range(hkl, self.table)
-        if reached is not None:
-            bad = bad & reached
-        flat_bad = xp.reshape(bad, (-1,))
-        n = flat_bad.shape[0]
+            return physics.structure_factor_nearest(nearest_hkl, self.table, squared=True)
+        nearest = physics.structure_factor_nearest(nearest_hkl, self.table)
+        unsafe = physics.interpolation_out_of_range(hkl, self.table)             # (K, N)
+        bad = unsafe if reached is None else unsafe & reached
+        bad_c_order = xp.reshape(xp.permute_dims(bad, (1, 0)), (-1,))            # nanoBragg's loop order
+        n = bad_c_order.shape[0]
         cut = n
-        if bool(xp.any(flat_bad)):
-            cut = int(xp.argmax(xp.astype(flat_bad, xp.int8)))
+        if bool(xp.any(bad_c_order)):
+            cut = int(xp.argmax(xp.astype(bad_c_order, xp.int8)))
             interp.enabled = False
-            h = xp.reshape(hkl, (-1, 3))[cut, ...]
-            hv = [float(v) for v in self.backend.to_numpy(h)]
+            K = bad.shape[0]
+            point = self.backend.to_numpy(hkl[:, cut % K, cut // K])
+            hv = [float(v) for v in point]
             h0 = [int(math.ceil(v - 0.5)) for v in hv]
             interp.warning = ("WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: %g,%g,%g,%d,%d,%d"
                               % (*hv, *h0))
-        use = xp.reshape(xp.arange(n) < cut, bad.shape)
+        K, N = bad.shape
+        use = xp.permute_dims(xp.reshape(xp.arange(n) < cut, (N, K)), (1, 0))
         mins = self.table["mins"]
-        safe_point = xp.asarray([m + 2.0 for m in mins], dtype=hkl.dtype)
-        unsafe = physics.interpolation_out_of_range(hkl, self.table)
-        safe = xp.where(unsafe[..., None], xp.broadcast_to(safe_point, hkl.shape), hkl)
+        safe_point = xp.reshape(xp.asarray([m + 2.0 for m in mins], dtype=hkl.dtype), (3, 1, 1))
+        safe = xp.where(unsafe, xp.broadcast_to(safe_point, hkl.shape), hkl)
         tricubic = physics.structure_factor_tricubic(safe, self.table)
-        return xp.where(use, tricubic, nearest)
+        F = xp.where(use, tricubic, nearest)
+        return F * F
 
-    def _accumulate(self, terms, reached, omega, capture, polar):
-        """Sum the terms per pixel, or run nanoBragg's running products for -oversample_* switches."""
+    def _accumulate(self, terms, reached, omega, capture, polar, P: int):
+        """Per-pixel sum of the (K, N) terms, or nanoBragg's running products for -oversample_* switches."""
         xp, smp = self.xp, self.sim.sampling
-        P = terms.shape[0]
-        I_bg = self.I_bg
-        if not (smp.oversample_thick or smp.oversample_polar or smp.oversample_omega):
-            return xp.astype(xp.sum(xp.reshape(terms, (P, -1)), axis=1), self.f64) + I_bg
-        factor = xp.ones(terms.shape[:4], dtype=self.f64)                   # (P, T, S, Src)
+        if not self.ordered_accumulation:
+            per_evaluation = xp.sum(terms, axis=0)
+            per_pixel = xp.sum(xp.reshape(per_evaluation, (P, -1)), axis=1)
+            return xp.astype(per_pixel, self.f64) + self.I_bg
+        K, N = terms.shape
+        factor = xp.ones(omega.shape, dtype=self.f64)[..., None]                # (P, T, S, 1)
         if smp.oversample_thick:
             factor = factor * capture[..., None]
         if smp.oversample_omega:
             factor = factor * omega[..., None]
+        factor = xp.broadcast_to(factor, polar.shape if polar is not None else omega.shape + (N // omega.size,))
         if smp.oversample_polar:
             factor = factor * polar
-        factor = xp.broadcast_to(factor[..., None], terms.shape)
+        factor = xp.broadcast_to(xp.reshape(factor, (N, 1)), (N, K))
         if reached is not None:
-            factor = xp.where(reached, factor, xp.ones_like(factor))
-        flat_terms = xp.reshape(xp.astype(terms, self.f64), (P, -1))
+            factor = xp.where(xp.permute_dims(reached, (1, 0)), factor, xp.ones_like(factor))
+        flat_terms = xp.reshape(xp.astype(xp.permute_dims(terms, (1, 0)), self.f64), (P, -1))
         flat_factor = xp.reshape(factor, (P, -1))
-        I = xp.full((P,), I_bg, dtype=self.f64)
+        I = xp.full((P,), self.I_bg, dtype=self.f64)
         for j in range(flat_terms.shape[1]):
             I = (I + flat_terms[:, j]) * flat_factor[:, j]
         return I
@@ -308,7 +325,8 @@ class Renderer:
 
         def run(number_and_tile):
             number, tile = number_and_tile
-            values, omega = self._tile(tile, first_in_render=(number == 0))
+            with self.backend.quiet():
+                values, omega = self._tile(tile, first_in_render=(number == 0))
             image[tile] = self.backend.to_numpy(self.xp.astype(values, self.xp.float32))
             o_sum = self._omega_total(omega)
             with lock:
@@ -340,31 +358,35 @@ class Renderer:
 
 
 def compute_stats(image: np.ndarray, rendered: np.ndarray, sim: Simulation, omega_sum: float) -> RenderStats:
-    """max_I (first brightest pixel in raster order), mean, rms over rendered pixels; rmsd over the ROI."""
+    """nanoBragg's statistics: max_I (first brightest pixel in raster order), mean and rms over
+    rendered pixels, rmsd about that mean over the whole ROI (masked pixels included, as the C)."""
     d, smp = sim.detector, sim.sampling
-    values = image[rendered].astype(np.float64)
-    n = values.size
+    xmin, xmax, ymin, ymax = smp.roi
+    roi_block = image[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1]
+    roi_mask = rendered[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1]
+    values = roi_block.astype(np.float64)
+    if smp.mask is not None:
+        values_rendered = values[roi_mask]
+    else:
+        values_rendered = values.reshape(-1)
+    n = values_rendered.size
     max_I = max_x = max_y = 0.0
-    if n and values.max() > 0.0:
-        flat = np.flatnonzero(rendered)
-        best = flat[int(np.argmax(values))]
-        max_I = float(values.max())
+    if n and float(values_rendered.max()) > 0.0:
+        max_I = float(values_rendered.max())
+        block_index = np.flatnonzero((values == max_I) & roi_mask)[0]
+        fpixel = max(xmin, 0) + block_index % values.shape[1]
+        spixel = max(ymin, 0) + block_index // values.shape[1]
         o = smp.oversample
         sub = d.pixel_size / o
-        max_x = sub * ((best % d.fpixels) * o + o - 1) + sub / 2.0
-        max_y = sub * ((best // d.fpixels) * o + o - 1) + sub / 2.0
-    total = float(values.sum())
-    sumsq = float((values * values).sum())
-    count = n if n > 0 else 1
-    mean = total / count
-    count = n if n > 1 else 2
-    rms = math.sqrt(sumsq / (count - 1))
-    in_roi = sim.sampling.rendered(d.spixels, d.fpixels) if smp.mask is None else \
-        type(smp)(oversample=1, oversample_thick=False, oversample_polar=False, oversample_omega=False,
-                  roi=smp.roi).rendered(d.spixels, d.fpixels)
-    roi_values = image[in_roi].astype(np.float64)
-    m = roi_values.size if roi_values.size > 1 else 2
-    rmsd = math.sqrt(float(((roi_values - mean) ** 2).sum()) / (m - 1))
+        max_x = sub * (fpixel * o + o - 1) + sub / 2.0
+        max_y = sub * (spixel * o + o - 1) + sub / 2.0
+    total = float(values_rendered.sum())
+    sumsq = float(np.dot(values_rendered, values_rendered))
+    mean = total / (n if n > 0 else 1)
+    rms = math.sqrt(sumsq / ((n if n > 1 else 2) - 1))
+    deviations = values.reshape(-1) - mean
+    m = deviations.size if deviations.size > 1 else 2
+    rmsd = math.sqrt(float(np.dot(deviations, deviations)) / (m - 1))
     return RenderStats(max_I=max_I, max_I_x=max_x, max_I_y=max_y, mean=mean, rms=rms, rmsd=rmsd,
                        omega_sum=omega_sum, pixels=n)
 

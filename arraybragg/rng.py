@@ -19,7 +19,8 @@ shares one shuffle table between all its seeds; since every nanoBragg stream
 starts from a negative seed, which reloads the table, per-stream state gives
 the same numbers.  The one difference: a positive stored seed (e.g.
 ``-seed -5``) continues the table left by an earlier stream in the C, while
-here it starts fresh (the C's own rule for a fresh positive seed: as seed 1).
+here it starts fresh, which the C does only when no stream ran before it
+(any fresh seed >= 0 then behaves as -1).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ __all__ = [
 _MULTIPLIER = 16807
 _MODULUS = 2147483647
 _TABLE_SIZE = 32
-_TABLE_DIVISOR = 1 + (_MODULUS - 1) // _TABLE_SIZE
+_SLOT_SHIFT = 26  # slot = value // (1 + (_MODULUS - 1) // _TABLE_SIZE), a division by 2**26
 _WARMUP_STEPS = 8  # steps discarded before the table is filled
 _UNIFORM_SCALE = 1.0 / _MODULUS
 _UNIFORM_MAX = float(np.float32(1.0 - 1.2e-7))  # largest uniform returned (float32 of 1 - EPS)
@@ -51,14 +52,27 @@ _UNIFORM_MAX = float(np.float32(1.0 - 1.2e-7))  # largest uniform returned (floa
 # Uniforms are produced in blocks; the block grows so that a few draws stay cheap.
 _FIRST_BLOCK = 32
 _LARGEST_BLOCK = 1 << 16
-_POWERS = np.empty(_LARGEST_BLOCK, dtype=np.int64)  # _MULTIPLIER**(i+1) mod _MODULUS
-_POWERS[0] = _MULTIPLIER
-_filled = 1
-while _filled < _LARGEST_BLOCK:  # doubling: a^(n+i) = a^n * a^i; products stay below 2**62
-    _count = min(_filled, _LARGEST_BLOCK - _filled)
-    _POWERS[_filled:_filled + _count] = _POWERS[:_count] * _POWERS[_filled - 1] % _MODULUS
-    _filled += _count
-del _filled, _count
+# uniforms kept available before each Poisson deviate; a deviate needing more retries
+_RESERVE = 1024
+
+
+def _lcg_powers(count: int) -> np.ndarray:
+    """_MULTIPLIER**(i+1) mod _MODULUS for i < count (int64), built by doubling.
+
+    x * a^(i+1) mod m jumps the generator i+1 steps ahead; all products of two
+    residues stay below 2**62.
+    """
+    powers = np.empty(count, dtype=np.int64)
+    powers[0] = _MULTIPLIER
+    filled = 1
+    while filled < count:
+        step = min(filled, count - filled)
+        powers[filled:filled + step] = powers[:step] * powers[filled - 1] % _MODULUS
+        filled += step
+    return powers
+
+
+_POWERS = _lcg_powers(_LARGEST_BLOCK)
 
 _FLOAT32 = struct.Struct("f")
 _pack_f32, _unpack_f32 = _FLOAT32.pack, _FLOAT32.unpack
@@ -173,7 +187,7 @@ class Ran1Stream:
                 self._load_table()
             if self._state == 0:
                 # seed was a multiple of the modulus: the generator is stuck at 0 and
-                # returns 0 once; the next call reloads the table as seed 1
+                # returns 0 once; the next call reloads the table as seed -1
                 shuffled.append(0)
                 continue
             shuffled.extend(self._shuffle(min(count - len(shuffled), _LARGEST_BLOCK)))
@@ -181,7 +195,7 @@ class Ran1Stream:
         return np.minimum(uniforms, np.float32(_UNIFORM_MAX)).tolist()
 
     def _load_table(self) -> None:
-        """(Re)seed: state = |seed| (at least 1), warm up, fill the shuffle table."""
+        """(Re)seed: state = -seed (1 when that is below 1), warm up, fill the shuffle table."""
         state = 1 if -self._state < 1 else -self._state
         for step in range(_TABLE_SIZE + _WARMUP_STEPS - 1, -1, -1):
             state = state * _MULTIPLIER % _MODULUS
@@ -193,13 +207,14 @@ class Ran1Stream:
     def _shuffle(self, count: int) -> list[int]:
         """Advance the LCG ``count`` steps (vectorised jump-ahead) through the shuffle table."""
         states = (self._state * _POWERS[:count] % _MODULUS).tolist()
-        table, last = self._table, self._last
-        out = [0] * count
-        for i, state in enumerate(states):
-            slot = last // _TABLE_DIVISOR
+        table, last, shift = self._table, self._last, _SLOT_SHIFT
+        out: list[int] = []
+        append = out.append
+        for state in states:
+            slot = last >> shift
             last = table[slot]
             table[slot] = state
-            out[i] = last
+            append(last)
         self._state, self._last = states[-1], last
         return out
 
@@ -238,21 +253,30 @@ def _log_gamma(x: float) -> float:
 
 def poisson(mean: float, stream: Ran1Stream) -> np.float32:
     """Poisson deviate of ``mean`` (rounded to float32 first) exactly as C ``poidev``."""
-    return np.float32(poisson_deviates([float(np.float32(mean))], stream)[0])
+    return np.float32(poisson_deviates([mean], stream)[0])
 
 
-def poisson_deviates(means: list[float], stream: Ran1Stream) -> list[float]:
-    """C ``poidev`` for each mean in order, drawing from ``stream``.
+def _direct_thresholds(means: np.ndarray) -> list[float]:
+    """exp(-mean) in double (libm, via math.exp) stored to float32, for every mean."""
+    exponents = np.minimum(-means.astype(np.float64), 709.0)  # exp(709) already overflows a float
+    with np.errstate(over="ignore"):
+        return np.array(list(map(math.exp, exponents.tolist()))).astype(np.float32).tolist()
 
-    ``means`` must hold float32 values (e.g. ``array.astype(float32).tolist()``).
+
+def poisson_deviates(means, stream: Ran1Stream) -> list[float]:
+    """C ``poidev`` for each mean in order (rounded to float32), drawing from ``stream``.
+
     Below 12 the deviate counts uniforms until their running float32 product
     drops to exp(-mean); up to 1e6 it uses Lorentzian rejection; above that
     mean + sqrt(mean) * gauss.  Returns Python floats holding float32 values.
 
     This is the per-pixel loop of the noise image, so it is written for speed:
-    ``c_float[0] = x`` stores x as a C float (rounding, overflow to inf) and
-    ``c_float[0]`` reads it back, which is cheaper than a function call.
+    exp(-mean) is computed for all means up front, and ``c_float[0] = x``
+    stores x as a C float (rounding, overflow to inf) while ``c_float[0]``
+    reads it back, cheaper than a function call.
     """
+    means = np.asarray(means, dtype=np.float32).ravel()
+    thresholds = _direct_thresholds(means)
     c_float = array.array("f", [0.0])
     exp, log, sqrt, tan, pi = _exp, math.log, math.sqrt, math.tan, math.pi
     log_gamma_memo: dict[float, float] = {}
@@ -260,10 +284,10 @@ def poisson_deviates(means: list[float], stream: Ran1Stream) -> list[float]:
     append = deviates.append
     cached_mean, g = stream.poisson_mean, stream.poisson_g
     sq, log_mean = stream.poisson_sq, stream.poisson_log_mean
-    reserve = 1024  # uniforms kept available per deviate; a shortfall retries the deviate
+    reserve = _RESERVE
     stream._reserve(reserve)
     buf, pos = stream._buffer, stream._next
-    for mean in means:
+    for mean, threshold in zip(means.tolist(), thresholds):
         if pos + reserve > len(buf):
             stream._next = pos
             stream._reserve(reserve)
@@ -272,8 +296,8 @@ def poisson_deviates(means: list[float], stream: Ran1Stream) -> list[float]:
         while True:
             try:
                 if mean < 12.0:  # direct method
-                    if mean != cached_mean:
-                        cached_mean, g = mean, _f32(exp(-mean))
+                    if mean != cached_mean:  # (the C's cache: its first oldm is -1 with g = 0)
+                        cached_mean, g = mean, threshold
                     product = buf[pos]  # 1.0f * u is exact
                     pos += 1
                     count = 0.0
@@ -330,11 +354,12 @@ def poisson_deviates(means: list[float], stream: Ran1Stream) -> list[float]:
 
 
 def mosaic_rotation_umat(mosaicity_rad: float, stream: Ran1Stream) -> np.ndarray:
-    """Random rotation (3x3, float64) about a random axis, uniform within a spherical cap.
+    """Random rotation (3x3, float64) of one mosaic domain (C ``mosaic_rotation_umat``).
 
-    The angle is ``mosaicity * (1 - r^2)^(1/3)`` for uniform r in [-1, 1], computed
-    in float32 as the C does (float argument, ``powf``).  nanoBragg also calls this
-    with 90.0 (taken as radians) to draw a random crystal orientation.
+    The axis is uniform on the sphere; the angle is ``mosaicity * (1 - r^2)^(1/3)``
+    for uniform r in [-1, 1], computed in float32 as the C does (float argument,
+    ``powf``).  nanoBragg also calls this with 90.0 (taken as radians) to draw a
+    random crystal orientation.
     """
     r1 = 2.0 * stream.uniform() - 1.0
     r2 = 2.0 * stream.uniform() - 1.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .outputs import atomic_write, c_format_g
+from .outputs import atomic_write, c_double_to_int, c_format_g
 
 __all__ = ["SMVHeader", "SMVImage", "format_smv_header", "write_smv", "read_smv", "header_value"]
 
@@ -112,13 +112,6 @@ def write_smv(path, image, header: SMVHeader) -> None:
     atomic_write(path, format_smv_header(header), pixels)
 
 
-def _c_int(value: float) -> int:
-    """C (int) conversion of a double on x86-64: truncation, INT_MIN when not representable."""
-    if math.isnan(value) or not -2147483649.0 < value < 2147483648.0:
-        return -2147483648
-    return int(value)
-
-
 def _header_text(raw: bytes) -> str:
     """The header as the C's string functions see it: up to the first NUL byte."""
     return raw.split(b"\0", 1)[0].decode("latin-1")
@@ -139,8 +132,8 @@ def read_smv(path) -> SMVImage:
 
     HEADER_BYTES is read from the first 512 bytes; SIZE1 x SIZE2 give the shape
     (DETECTOR_DIMENSIONS for both when SIZE1 is 0 or absent).  The last BYTE_ORDER=
-    decides the pixel byte order: unlike the C, which reads the pixels raw, the
-    data are byte-swapped when it differs from this machine's.
+    decides the pixel byte order (none: native): unlike the C, which reads the
+    pixels raw, the data are byte-swapped when it differs from this machine's.
     Missing, short or non-SMV files raise InputError naming the file.
     """
     path = os.fspath(path)
@@ -154,17 +147,17 @@ def read_smv(path) -> SMVImage:
     if not raw.startswith(b"{\nHEADER_BYT"):
         raise InputError(f"{path}: does not look like an SMV (ADSC) image")
     header = _header_text(raw[:HEADER_BYTES])
-    header_size = _c_int(header_value(header, "HEADER_BYTES"))
+    header_size = c_double_to_int(header_value(header, "HEADER_BYTES"))
     if header_size <= 0 or header_size > len(raw):
         raise InputError(f"{path}: bad HEADER_BYTES ({header_size}) for a {len(raw)}-byte file")
     if header_size != HEADER_BYTES:
         header = _header_text(raw[:header_size])
     order_at = _last_match_end(header, "BYTE_ORDER=")
     swap = order_at >= 0 and header[order_at:order_at + 10] != NATIVE_BYTE_ORDER[:10]
-    width = _c_int(header_value(header, "SIZE1"))
-    height = _c_int(header_value(header, "SIZE2"))
+    width = c_double_to_int(header_value(header, "SIZE1"))
+    height = c_double_to_int(header_value(header, "SIZE2"))
     if width in (0, -2147483648):
-        width = height = _c_int(header_value(header, "DETECTOR_DIMENSIONS"))
+        width = height = c_double_to_int(header_value(header, "DETECTOR_DIMENSIONS"))
     if width <= 0 or height <= 0:
         raise InputError(f"{path}: bad SMV image size {width} x {height}")
     if len(raw) < header_size + 2 * width * height:
