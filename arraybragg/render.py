@@ -10,9 +10,8 @@ memory and run on a thread pool (NumPy releases the GIL).
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
-import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +23,14 @@ from . import physics
 from .backend import Backend, DtypePolicy, get_backend, get_policy
 from .geometry import axis_rotation_matrix
 from .models import Simulation
+
+
+_FORKED_WORK = None  # (Renderer, pixel indices) inherited by forked workers
+
+
+def _render_forked_range(item):
+    renderer, indices = _FORKED_WORK
+    return renderer._render_range(indices, *item)
 
 
 def default_threads() -> int:
@@ -311,6 +318,7 @@ class Renderer:
         return max(1, self.tile_elements // max(inner, 1))
 
     def render(self, progress: Optional[Callable[[int, int], None]] = None) -> RenderResult:
+        """Render every ROI/unmasked pixel; ``progress(done, total)`` is called as tiles finish."""
         start = time.perf_counter()
         sim = self.sim
         d = sim.detector
@@ -318,35 +326,60 @@ class Renderer:
         indices = np.flatnonzero(rendered)
         image = np.zeros(d.spixels * d.fpixels, dtype=np.float32)
         step = self.tile_pixels()
-        tiles = [indices[i:i + step] for i in range(0, len(indices), step)]
-        omega_sum = [0.0]
-        done = [0]
-        lock = threading.Lock()
-
-        def run(number_and_tile):
-            number, tile = number_and_tile
-            with self.backend.quiet():
-                values, omega = self._tile(tile, first_in_render=(number == 0))
-            image[tile] = self.backend.to_numpy(self.xp.astype(values, self.xp.float32))
-            o_sum = self._omega_total(omega)
-            with lock:
-                omega_sum[0] += o_sum
-                done[0] += len(tile)
-                if progress:
-                    progress(done[0], len(indices))
-
-        sequential = self.threads <= 1 or self.interpolation.enabled or self.backend.name != "numpy"
-        if sequential:
-            for item in enumerate(tiles):
-                run(item)
-        else:
-            with ThreadPoolExecutor(max_workers=self.threads) as pool:
-                list(pool.map(run, enumerate(tiles)))
+        ranges = [(number, first, min(first + step, len(indices)))
+                  for number, first in enumerate(range(0, len(indices), step))]
+        omega_sum = 0.0
+        done = 0
+        for first, stop, values, tile_omega in self._run_tiles(indices, ranges):
+            lo, hi = int(indices[first]), int(indices[stop - 1])
+            if hi - lo == stop - first - 1:  # a run of whole rows: plain slice, no gather
+                image[lo:hi + 1] = values
+            else:
+                image[indices[first:stop]] = values
+            omega_sum += tile_omega
+            done += stop - first
+            if progress:
+                progress(done, len(indices))
         image = image.reshape(d.spixels, d.fpixels)
         log = [self.interpolation.warning, "WARNING: further warnings will not be printed! "] \
             if self.interpolation.warning else []
-        stats = compute_stats(image, rendered, sim, omega_sum[0])
+        stats = compute_stats(image, rendered, sim, omega_sum)
         return RenderResult(image=image, stats=stats, log=log, seconds=time.perf_counter() - start)
+
+    def _render_range(self, indices, number: int, first: int, stop: int):
+        """One tile -> (first, stop, float32 host values, omega sum)."""
+        with self.backend.quiet():
+            values, omega = self._tile(indices[first:stop], first_in_render=(number == 0))
+            return (first, stop, self.backend.to_numpy(self.xp.astype(values, self.xp.float32)),
+                    self._omega_total(omega))
+
+    def _run_tiles(self, indices, ranges):
+        """Yield finished tiles, in order when sequential, as they complete otherwise.
+
+        The NumPy backend spreads tiles over forked worker processes: Python
+        threads were measured to give no speed-up here, because the
+        per-operation Python overhead of many cache-sized NumPy calls keeps
+        the GIL busy.  Tricubic interpolation must run in raster order
+        (nanoBragg switches it off at the first out-of-range point), and GPU
+        backends parallelise inside each tile, so both run sequentially.
+        """
+        parallel = (self.threads > 1 and len(ranges) > 1 and self.backend.name == "numpy"
+                    and not self.interpolation.enabled)
+        if not parallel:
+            for item in ranges:
+                yield self._render_range(indices, *item)
+            return
+        if "fork" in multiprocessing.get_all_start_methods():
+            global _FORKED_WORK
+            _FORKED_WORK = (self, indices)
+            try:
+                with multiprocessing.get_context("fork").Pool(self.threads) as pool:
+                    yield from pool.imap_unordered(_render_forked_range, ranges, chunksize=4)
+            finally:
+                _FORKED_WORK = None
+            return
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            yield from pool.map(lambda item: self._render_range(indices, *item), ranges)
 
     def _omega_total(self, omega) -> float:
         """nanoBragg's omega_sum: the per-pixel cached omega unless -oversample_omega."""
@@ -357,36 +390,45 @@ class Renderer:
         return float(xp.sum(omega[:, 0, 0])) * T * S
 
 
+def _float64_sums(values: np.ndarray, center: float = 0.0, rows: int = 256) -> tuple[float, float]:
+    """(sum, sum of squares about center) in float64 of a float32 block, a few rows at a time."""
+    total = squares = 0.0
+    for start in range(0, values.shape[0], rows):
+        chunk = values[start:start + rows].astype(np.float64)
+        chunk -= center
+        total += float(chunk.sum())
+        squares += float(np.dot(chunk.reshape(-1), chunk.reshape(-1)))
+    return total, squares
+
+
 def compute_stats(image: np.ndarray, rendered: np.ndarray, sim: Simulation, omega_sum: float) -> RenderStats:
     """nanoBragg's statistics: max_I (first brightest pixel in raster order), mean and rms over
     rendered pixels, rmsd about that mean over the whole ROI (masked pixels included, as the C)."""
     d, smp = sim.detector, sim.sampling
     xmin, xmax, ymin, ymax = smp.roi
-    roi_block = image[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1]
-    roi_mask = rendered[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1]
-    values = roi_block.astype(np.float64)
+    block = image[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1]
+    block_rendered = rendered[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1]
     if smp.mask is not None:
-        values_rendered = values[roi_mask]
+        values = block[block_rendered][None, :]
     else:
-        values_rendered = values.reshape(-1)
-    n = values_rendered.size
+        values = block
+    n = values.size
     max_I = max_x = max_y = 0.0
-    if n and float(values_rendered.max()) > 0.0:
-        max_I = float(values_rendered.max())
-        block_index = np.flatnonzero((values == max_I) & roi_mask)[0]
-        fpixel = max(xmin, 0) + block_index % values.shape[1]
-        spixel = max(ymin, 0) + block_index // values.shape[1]
+    if n and float(values.max()) > 0.0:
+        max_I = float(values.max())
+        block_index = int(np.flatnonzero((block == np.float32(max_I)) & block_rendered)[0])
+        fpixel = max(xmin, 0) + block_index % block.shape[1]
+        spixel = max(ymin, 0) + block_index // block.shape[1]
         o = smp.oversample
         sub = d.pixel_size / o
         max_x = sub * (fpixel * o + o - 1) + sub / 2.0
         max_y = sub * (spixel * o + o - 1) + sub / 2.0
-    total = float(values_rendered.sum())
-    sumsq = float(np.dot(values_rendered, values_rendered))
+    total, sumsq = _float64_sums(values)
     mean = total / (n if n > 0 else 1)
     rms = math.sqrt(sumsq / ((n if n > 1 else 2) - 1))
-    deviations = values.reshape(-1) - mean
-    m = deviations.size if deviations.size > 1 else 2
-    rmsd = math.sqrt(float(np.dot(deviations, deviations)) / (m - 1))
+    _, deviations_sq = _float64_sums(block, center=mean)
+    m = block.size if block.size > 1 else 2
+    rmsd = math.sqrt(deviations_sq / (m - 1))
     return RenderStats(max_I=max_I, max_I_x=max_x, max_I_y=max_y, mean=mean, rms=rms, rmsd=rmsd,
                        omega_sum=omega_sum, pixels=n)
 
