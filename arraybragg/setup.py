@@ -256,10 +256,11 @@ def _reciprocal_from_cell(s, log):
     c = s.cell_c if s.cell_c > 0.0 else a
     alpha, beta, gamma = (x if x > 0.0 else math.pi / 2 for x in (s.alpha, s.beta, s.gamma))
     aavg = (alpha + beta + gamma) / 2
-    skew = abs(math.sin(aavg) * math.sin(aavg - alpha) * math.sin(aavg - beta) * math.sin(aavg - gamma))
+    skew = math.sin(aavg) * math.sin(aavg - alpha) * math.sin(aavg - beta) * math.sin(aavg - gamma)
+    if not skew > 0.0:  # nanoBragg takes |skew| and renders a meaningless cell; we refuse it
+        raise InputError("-cell: impossible unit cell angles %g %g %g (no such parallelepiped)"
+                         % (alpha * RTD, beta * RTD, gamma * RTD))
     V_cell = 2.0 * a * b * c * math.sqrt(skew)
-    if V_cell <= 0.0:
-        raise InputError("-cell: impossible unit cell (zero volume)")
     V_star = 1.0 / V_cell
     a_star = b * c * math.sin(alpha) * V_star
     b_star = c * a * math.sin(beta) * V_star

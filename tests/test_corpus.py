@@ -43,6 +43,22 @@ def test_default_mode_image(case, tmp_path):
     assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
 
 
+def _case(name):
+    matches = [c for c in CASES if c.id == name]
+    if not matches:
+        pytest.skip(f"corpus case {name} not present")
+    return matches[0]
+
+
+@pytest.mark.parametrize("name", ["sup_roi", pytest.param("sup_full", marks=pytest.mark.slow)])
+def test_float32_policy_within_1e_4(name, tmp_path):
+    """float32 is the speed policy: within 1e-4 per pixel, floor 1e-3 x image max."""
+    case = _case(name)
+    result = render_case(case, tmp_path, dtype="float32")
+    bad, worst = image_mismatch(result.image, case.float_image(), 1e-4, 1e-3)
+    assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
+
+
 @pytest.mark.parametrize("case", _params(True))
 def test_c_parity_image(case, tmp_path):
     result = render_case(case, tmp_path, extra=["--c-parity"])
