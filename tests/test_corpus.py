@@ -64,3 +64,17 @@ def test_c_parity_image(case, tmp_path):
     result = render_case(case, tmp_path, extra=["--c-parity"])
     bad, worst = image_mismatch(result.image, case.float_image(c_parity=True), 1e-6, 1e-9)
     assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
+
+
+STRICT_CASES = ["geo_mosflm_default", "geo_curved", "samp_dmin", "samp_oversample3_flags", "sf_interpolate",
+                "samp_phi0_carry", "samp_absorption", "xtal_round", "xtal_gauss", "samp_polar"]
+
+
+@pytest.mark.parametrize("name", STRICT_CASES)
+def test_whole_render_under_array_api_strict(name, tmp_path):
+    """The render itself, not only the kernels, uses nothing beyond the array API standard."""
+    case = _case(name)
+    c_parity = bool(case.meta.get("c_parity_differs"))
+    result = render_case(case, tmp_path, extra=["--c-parity"] if c_parity else [], backend="array_api_strict")
+    bad, worst = image_mismatch(result.image, case.float_image(c_parity=c_parity), 1e-6, 1e-9)
+    assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
