@@ -78,3 +78,24 @@ def test_whole_render_under_array_api_strict(name, tmp_path):
     result = render_case(case, tmp_path, extra=["--c-parity"] if c_parity else [], backend="array_api_strict")
     bad, worst = image_mismatch(result.image, case.float_image(c_parity=c_parity), 1e-6, 1e-9)
     assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
+
+
+def _printed_stats(text: str):
+    values = {}
+    for line in text.splitlines():
+        words = line.replace("=", " = ").split()
+        if line.startswith("max_I"):
+            values.update(max_I=float(words[2]), max_I_x=float(words[4]), max_I_y=float(words[5]))
+        elif line.startswith("mean="):
+            values.update(mean=float(words[2]), rms=float(words[5]), rmsd=float(words[8]))
+    return values
+
+
+@pytest.mark.parametrize("case", _params(False))
+def test_statistics_match_c_stdout(case, tmp_path):
+    """max_I and where, mean, rms, rmsd: the values nanoBragg printed (%g, six digits)."""
+    expected = _printed_stats((case.dir / "c_stdout.txt").read_text())
+    assert set(expected) == {"max_I", "max_I_x", "max_I_y", "mean", "rms", "rmsd"}
+    stats = render_case(case, tmp_path).stats
+    for name, value in expected.items():
+        assert float("%g" % getattr(stats, name)) == pytest.approx(value, rel=1e-5, abs=1e-12), name
