@@ -264,16 +264,15 @@ class Renderer:
             per_pixel = xp.sum(xp.reshape(per_evaluation, (P, -1)), axis=1)
             return xp.astype(per_pixel, self.f64) + self.I_bg
         K, N = terms.shape
-        factor = xp.ones(omega.shape, dtype=self.f64)[..., None]                # (P, T, S, 1)
+        factor = xp.ones(omega.shape + (N // omega.size,), dtype=self.f64)     # (P, T, S, Src)
         if smp.oversample_thick:
             factor = factor * capture[..., None]
         if smp.oversample_omega:
             factor = factor * omega[..., None]
-        factor = xp.broadcast_to(factor, polar.shape if polar is not None else omega.shape + (N // omega.size,))
         if smp.oversample_polar:
             factor = factor * polar
         factor = xp.broadcast_to(xp.reshape(factor, (N, 1)), (N, K))
-        if reached is not None:
+        if reached is not None:  # skipped evaluations multiply nothing
             factor = xp.where(xp.permute_dims(reached, (1, 0)), factor, xp.ones_like(factor))
         flat_terms = xp.reshape(xp.astype(xp.permute_dims(terms, (1, 0)), self.f64), (P, -1))
         flat_factor = xp.reshape(factor, (P, -1))
@@ -288,11 +287,8 @@ class Renderer:
         value = physics.R_E_SQR * sim.beam.fluence * I / sim.steps
         if not smp.oversample_thick:
             value = value * capture[:, -1, 0]
-        if not smp.oversample_polar:
-            if sim.beam.nopolar:
-                pass
-            else:
-                value = value * self._first_polar(polar, keep)
+        if not (smp.oversample_polar or sim.beam.nopolar):
+            value = value * self._first_polar(polar, keep)
         if not smp.oversample_omega:
             value = value * omega[:, 0, 0]
         return value

@@ -143,12 +143,18 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
     structure_factors = _load_structure_factors(s, log, crystal, workdir)
     goniometer = _build_goniometer(s, log, detector)
     beam = _build_beam(s, log, detector, fluence)
-    if s.mask is not None and s.mask.shape != (spixels, fpixels):
-        raise InputError(f"-mask: '{s.maskfilename}' is {s.mask.shape[1]}x{s.mask.shape[0]} pixels "
-                         f"but the detector is {fpixels}x{spixels}")
+    mask = s.mask
+    if mask is not None and mask.shape != (spixels, fpixels):
+        if mask.size < fpixels * spixels:
+            raise InputError(f"-mask: '{s.maskfilename}' has {mask.shape[1]}x{mask.shape[0]} pixels, fewer than "
+                             f"the {fpixels}x{spixels} detector")
+        # nanoBragg indexes the mask's pixels in raster order with the detector's own width
+        log("WARNING: mask %s is %dx%d pixels but the detector is %dx%d: using its first %d values in raster order"
+            % (s.maskfilename, mask.shape[1], mask.shape[0], fpixels, spixels, fpixels * spixels))
+        mask = mask.reshape(-1)[:fpixels * spixels].reshape(spixels, fpixels)
     sampling = Sampling(oversample=max(oversample, 1), oversample_thick=bool(s.oversample_thick),
                         oversample_polar=bool(s.oversample_polar), oversample_omega=bool(s.oversample_omega),
-                        roi=roi, mask=s.mask, dmin=s.dmin, water_size=s.water_size)
+                        roi=roi, mask=mask, dmin=s.dmin, water_size=s.water_size)
     sim = Simulation(detector, beam, crystal, goniometer, structure_factors, sampling, c_parity=bool(s.c_parity))
     _log_summary(s, log, sim)
     return sim
