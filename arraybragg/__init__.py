@@ -12,7 +12,7 @@ from .backend import get_backend, get_policy
 from .errors import InputError
 from .flags import parse_args
 from .models import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
-from .render import RenderResult, Renderer, render
+from .accumulation import RenderResult, Renderer, render
 from .setup import build_simulation
 
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 from . import flags, outputs, smv
 from .errors import InputError
-from .render import Renderer
+from .accumulation import Renderer
 from .setup import RTD, build_simulation
 
 

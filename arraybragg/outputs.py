@@ -77,11 +77,28 @@ def _roi_slices(shape, roi) -> tuple[slice, slice]:
             slice(max(xmin, 0), max(min(xmax + 1, fast), 0)))
 
 
+# Images are converted in blocks of whole ROI rows of about this many pixels, so
+# that the double-precision scratch arrays stay small and in cache.
+_CHUNK_PIXELS = 1 << 16
+
+
+def _roi_row_blocks(shape, roi):
+    """(slow, fast) slices covering the ROI in blocks of whole rows, in raster order."""
+    rows, cols = _roi_slices(shape, roi)
+    step = max(1, _CHUNK_PIXELS // max(cols.stop - cols.start, 1))
+    for top in range(rows.start, rows.stop, step):
+        yield slice(top, min(top + step, rows.stop)), cols
+
+
 def _c_unsigned_cast(values: np.ndarray, bits: int) -> np.ndarray:
-    """C cast of doubles to an unsigned ``bits``-wide integer as gcc does it on x86-64."""
+    """C cast of floats to an unsigned ``bits``-wide integer as gcc does it on x86-64."""
+    dtype = np.uint16 if bits == 16 else np.uint8
+    if not values.size or (values.min() >= 0.0 and values.max() < (1 << bits)):
+        return values.astype(dtype)  # in range (so no NaN either): plain truncation
+    values = values.astype(np.float64, copy=False)
     in_int_range = (values > -2147483649.0) & (values < 2147483648.0)  # False for NaN
     as_int = np.where(in_int_range, np.trunc(np.where(in_int_range, values, 0.0)), -2147483648.0)
-    return (as_int.astype(np.int64) & ((1 << bits) - 1)).astype(np.uint16 if bits == 16 else np.uint8)
+    return (as_int.astype(np.int64) & ((1 << bits) - 1)).astype(dtype)
 
 
 def write_float_image(path, image) -> None:
@@ -102,15 +119,24 @@ def int_image(float_image, scale: float, adc_offset: float, roi) -> np.ndarray:
     """
     image = np.asarray(float_image, dtype=np.float32)
     out = np.zeros(image.shape, dtype=np.uint16)
-    rows, cols = _roi_slices(image.shape, roi)
-    test = image[rows, cols].astype(np.float64) * scale + adc_offset
-    test = np.clip(test, 0.0, 65535.0)  # NaN passes through, as in the C
-    rounded = np.floor((test + 0.5).astype(np.float32)).astype(np.float64)
-    out[rows, cols] = _c_unsigned_cast(rounded, 16)
+    for block in _roi_row_blocks(image.shape, roi):
+        test = np.multiply(image[block], np.float64(scale), dtype=np.float64)
+        test += adc_offset
+        np.clip(test, 0.0, 65535.0, out=test)  # NaN passes through, as in the C
+        test += 0.5
+        rounded = test.astype(np.float32)
+        np.floor(rounded, out=rounded)
+        out[block] = _c_unsigned_cast(rounded, 16)
     return out
 
 
-_NOISE_CHUNK = 1 << 20
+def _running_sum(values: np.ndarray, total: float) -> float:
+    """total + values[0] + values[1] + ... added one at a time in double, as a C loop does."""
+    sums = values.astype(np.float64).ravel()
+    if not sums.size:
+        return total
+    sums[0] += total
+    return float(np.cumsum(sums, out=sums)[-1])
 
 
 def noise_image(float_image, seed: int, adc_offset: float, roi) -> tuple[np.ndarray, float, int]:
@@ -124,20 +150,19 @@ def noise_image(float_image, seed: int, adc_offset: float, roi) -> tuple[np.ndar
     """
     image = np.asarray(float_image, dtype=np.float32)
     out = np.zeros(image.shape, dtype=np.uint16)
-    rows, cols = _roi_slices(image.shape, roi)
-    region = image[rows, cols]
-    means = region.ravel()
-    counts = np.empty(means.size, dtype=np.float64)
     stream = rng.Ran1Stream(seed)
-    for start in range(0, means.size, _NOISE_CHUNK):  # chunks bound the lists of Python floats
-        chunk = means[start:start + _NOISE_CHUNK]
-        counts[start:start + chunk.size] = rng.poisson_deviates(chunk, stream)
-    photons = float(np.cumsum(counts)[-1]) if counts.size else 0.0  # running sum, in C order
-    test = counts + adc_offset
-    overloaded = test > 65535.0
-    test[overloaded] = 65535.0
-    out[rows, cols] = _c_unsigned_cast(test, 16).reshape(region.shape)
-    return out, photons, int(np.count_nonzero(overloaded))
+    photons, overloads = 0.0, 0
+    for block in _roi_row_blocks(image.shape, roi):
+        deviates = rng.poisson_array(image[block], stream)
+        photons = _running_sum(deviates, photons)
+        test = deviates.astype(np.float64)
+        test += adc_offset
+        overloaded = test > 65535.0
+        if overloaded.any():
+            overloads += int(np.count_nonzero(overloaded))
+            test[overloaded] = 65535.0
+        out[block] = _c_unsigned_cast(test, 16).reshape(out[block].shape)
+    return out, photons, overloads
 
 
 def auto_pgm_scale(intfile_scale: float, rmsd: float) -> float:
@@ -149,9 +174,10 @@ def pgm_bytes(float_image, pgm_scale: float, roi) -> bytes:
     """8-bit binary PGM (P5) of ``-pgmfile``: min(255, pixel * scale) truncated to a byte."""
     image = np.asarray(float_image, dtype=np.float32)
     pixels = np.zeros(image.shape, dtype=np.uint8)
-    rows, cols = _roi_slices(image.shape, roi)
-    test = np.minimum(image[rows, cols].astype(np.float64) * pgm_scale, 255.0)
-    pixels[rows, cols] = _c_unsigned_cast(test, 8)
+    for block in _roi_row_blocks(image.shape, roi):
+        test = np.multiply(image[block], np.float64(pgm_scale), dtype=np.float64)
+        np.minimum(test, 255.0, out=test)
+        pixels[block] = _c_unsigned_cast(test, 8)
     slow, fast = image.shape
     header = f"P5\n{fast} {slow}\n# pixels scaled by {c_format_g(pgm_scale)}\n255\n"
     return header.encode("ascii") + pixels.tobytes()

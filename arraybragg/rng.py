@@ -5,13 +5,19 @@ nanoBragg draws every random number from the Numerical Recipes generator
 shuffle table) and turns uniforms into Gaussian, Poisson and rotation deviates
 in single precision.  This module repeats that arithmetic exactly:
 
-* integers are Python ints (the C uses 64-bit ``long``);
+* integers are Python ints or int64 arrays (the C uses 64-bit ``long``);
 * a C ``float`` variable rounds every assignment to float32.  float op float is
   done in float32 (emulated by computing in double and rounding once, which is
   exact for + - * / sqrt because double has more than twice float's precision);
   an expression with a double constant (``2.0*x``) or a libm call (``exp``,
   ``log``, ``tan``, ``sqrt`` of a float go through the double versions) is
   evaluated in double and rounded to float32 when stored.
+
+Uniforms are made in bulk: the LCG states by vectorised jump-ahead, the
+shuffle by a byte-level walk over the 32 table slots (its only sequential
+part) followed by vectorised bookkeeping.  Poisson deviates of an image skip
+in vectorised steps over the pixels whose first uniform already decides a
+deviate of 0, and run the exact per-deviate code only on the others.
 
 Each :class:`Ran1Stream` owns the state that the C keeps in ``static``
 variables (shuffle table, spare Gaussian deviate, Poisson constants).  The C
@@ -25,6 +31,7 @@ here it starts fresh, which the C does only when no stream ran before it
 from __future__ import annotations
 
 import array
+import itertools
 import math
 import os
 import struct
@@ -36,6 +43,7 @@ __all__ = [
     "gauss",
     "poisson",
     "poisson_deviates",
+    "poisson_array",
     "mosaic_rotation_umat",
     "umat_to_misset",
 ]
@@ -47,23 +55,31 @@ _TABLE_SIZE = 32
 _SLOT_SHIFT = 26  # slot = value // (1 + (_MODULUS - 1) // _TABLE_SIZE), a division by 2**26
 _WARMUP_STEPS = 8  # steps discarded before the table is filled
 _UNIFORM_SCALE = 1.0 / _MODULUS
-_UNIFORM_MAX = float(np.float32(1.0 - 1.2e-7))  # largest uniform returned (float32 of 1 - EPS)
+_UNIFORM_MAX = np.float32(1.0 - 1.2e-7)  # largest uniform returned (float32 of 1 - EPS)
 
 # Uniforms are produced in blocks; the block grows so that a few draws stay cheap.
 _FIRST_BLOCK = 32
 _LARGEST_BLOCK = 1 << 16
-# uniforms kept available before each Poisson deviate; a deviate needing more retries
-_RESERVE = 1024
+# the shuffle is replayed in spans of this many steps (its arrays then stay in cache)
+_SPAN = 1 << 16
+
+# Poisson deviates of many means (see poisson_array):
+_RESERVE = 64  # uniforms supplied to an exact run beyond one per mean; a run needing more retries
+_FIRST_WINDOW = 256  # candidate pixels tested per vectorised step, doubling up to the largest
+_LARGEST_WINDOW = 1 << 16
+_DENSE_GAP = 4  # a candidate this close to the last exception means a dense region...
+_LARGEST_BURST = 1024  # ...where the exact code runs on up to this many pixels at once
 
 
-def _lcg_powers(count: int) -> np.ndarray:
-    """_MULTIPLIER**(i+1) mod _MODULUS for i < count (int64), built by doubling.
+def _lcg_powers(base: int, count: int) -> np.ndarray:
+    """base**(i+1) mod _MODULUS for i < count (int64), built by doubling.
 
     x * a^(i+1) mod m jumps the generator i+1 steps ahead; all products of two
     residues stay below 2**62.
     """
     powers = np.empty(count, dtype=np.int64)
-    powers[0] = _MULTIPLIER
+    if count:
+        powers[0] = base
     filled = 1
     while filled < count:
         step = min(filled, count - filled)
@@ -72,7 +88,25 @@ def _lcg_powers(count: int) -> np.ndarray:
     return powers
 
 
-_POWERS = _lcg_powers(_LARGEST_BLOCK)
+_POWERS = _lcg_powers(_MULTIPLIER, _SPAN)
+
+
+def _slot_walk(new_targets: bytes, targets: list[int], slot: int) -> bytearray:
+    """Table slots read by successive ran1 steps: the sequential core of the shuffle.
+
+    ``targets[j]`` is the slot that the value held in slot j leads to when it
+    is read (value >> _SLOT_SHIFT).  A step reads slot ``slot``, moves on to its
+    target and stores the new LCG state in the slot just read, whose target is
+    the step's entry of ``new_targets``.  ``targets`` is updated in place.
+    Bytes and small ints keep this loop as cheap as Python allows.
+    """
+    walk = bytearray()
+    record = walk.append
+    for target in new_targets:
+        record(slot)
+        targets[slot], slot = target, targets[slot]
+    return walk
+
 
 _FLOAT32 = struct.Struct("f")
 _pack_f32, _unpack_f32 = _FLOAT32.pack, _FLOAT32.unpack
@@ -145,8 +179,8 @@ class Ran1Stream:
         self._state = int(seed)  # the C's *idum
         self._last = 0  # the C's static iy; 0 means "table not loaded"
         self._table = [0] * _TABLE_SIZE
-        self._buffer: list[float] = []
-        self._next = 0
+        self._pending = np.empty(0, dtype=np.float32)  # uniforms made ahead...
+        self._pos = 0  # ...of which this many are used
         self._block = _FIRST_BLOCK
         self.gauss_spare: float | None = None  # gaussdev's second Box-Muller deviate
         # poidev's cached constants for the last mean (the C's static oldm, g, sq, alxm)
@@ -157,42 +191,54 @@ class Ran1Stream:
 
     def uniform(self) -> float:
         """Next uniform deviate in (0, 1): a float32 value, exactly as C ``ran1``."""
-        if self._next >= len(self._buffer):
+        if self._pos >= self._pending.size:
             self._reserve(1)
-        value = self._buffer[self._next]
-        self._next += 1
-        return value
+        value = self._pending[self._pos]
+        self._pos += 1
+        return float(value)
 
     def uniforms(self, count: int) -> np.ndarray:
         """The next ``count`` uniforms as a float32 array."""
+        values = self._upcoming(count)[:count].copy()
+        self._pos += count
+        return values
+
+    def _upcoming(self, count: int) -> np.ndarray:
+        """View of the unused uniforms, at least ``count`` of them; nothing is used up."""
         self._reserve(count)
-        values = self._buffer[self._next:self._next + count]
-        self._next += count
-        return np.array(values, dtype=np.float32)
+        return self._pending[self._pos:]
+
+    def _skip(self, count: int) -> None:
+        """Mark the next ``count`` uniforms (already made) as used."""
+        self._pos += count
 
     def _reserve(self, count: int) -> None:
-        """Make at least ``count`` unread uniforms available in the buffer."""
-        if self._next:
-            del self._buffer[:self._next]
-            self._next = 0
-        while len(self._buffer) < count:
-            self._buffer.extend(self._generate(max(self._block, count - len(self._buffer))))
-            self._block = min(2 * self._block, _LARGEST_BLOCK)
+        """Make at least ``count`` unused uniforms available."""
+        available = self._pending.size - self._pos
+        if available >= count:
+            return
+        fresh = self._generate(max(self._block, count - available))
+        self._block = min(2 * self._block, _LARGEST_BLOCK)
+        self._pending = np.concatenate([self._pending[self._pos:], fresh])
+        self._pos = 0
 
-    def _generate(self, count: int) -> list[float]:
-        """Run ran1 ``count`` times; returns the uniforms as Python floats."""
-        shuffled: list[int] = []
-        while len(shuffled) < count:
+    def _generate(self, count: int) -> np.ndarray:
+        """Run ran1 ``count`` times; returns the uniforms (float32)."""
+        uniforms = np.empty(count, dtype=np.float32)
+        done = 0
+        while done < count:
             if self._state <= 0 or self._last == 0:
                 self._load_table()
             if self._state == 0:
                 # seed was a multiple of the modulus: the generator is stuck at 0 and
                 # returns 0 once; the next call reloads the table as seed -1
-                shuffled.append(0)
+                uniforms[done] = 0.0
+                done += 1
                 continue
-            shuffled.extend(self._shuffle(min(count - len(shuffled), _LARGEST_BLOCK)))
-        uniforms = (np.array(shuffled, dtype=np.float64) * _UNIFORM_SCALE).astype(np.float32)
-        return np.minimum(uniforms, np.float32(_UNIFORM_MAX)).tolist()
+            size = min(count - done, _SPAN)
+            uniforms[done:done + size] = self._shuffle(size) * _UNIFORM_SCALE  # rounded to float32
+            done += size
+        return np.minimum(uniforms, _UNIFORM_MAX, out=uniforms)
 
     def _load_table(self) -> None:
         """(Re)seed: state = -seed (1 when that is below 1), warm up, fill the shuffle table."""
@@ -204,19 +250,46 @@ class Ran1Stream:
         self._state = state
         self._last = self._table[0]
 
-    def _shuffle(self, count: int) -> list[int]:
-        """Advance the LCG ``count`` steps (vectorised jump-ahead) through the shuffle table."""
-        states = (self._state * _POWERS[:count] % _MODULUS).tolist()
-        table, last, shift = self._table, self._last, _SLOT_SHIFT
-        out: list[int] = []
-        append = out.append
-        for state in states:
-            slot = last >> shift
-            last = table[slot]
-            table[slot] = state
-            append(last)
-        self._state, self._last = states[-1], last
-        return out
+    def _shuffle(self, count: int) -> np.ndarray:
+        """The next ``count`` (at most _SPAN) values of ran1's iy (int64), table loaded.
+
+        Step n stores LCG state n in the slot it reads and returns what that slot
+        held: the state stored by the previous step that read the same slot, or
+        the table's value if none did.  Only the slot walk is sequential.
+        """
+        states = self._state * _POWERS[:count] % _MODULUS  # jumps of 1..count steps
+        table = np.array(self._table, dtype=np.int64)
+        walk = _slot_walk((states >> _SLOT_SHIFT).astype(np.uint8).tobytes(),
+                          (table >> _SLOT_SHIFT).tolist(), self._last >> _SLOT_SHIFT)
+        walk = np.frombuffer(walk, dtype=np.uint8)
+        by_slot = np.argsort(walk, kind="stable")  # steps grouped by slot, in time order
+        visits = np.bincount(walk, minlength=_TABLE_SIZE)
+        group_ends = np.cumsum(visits)
+        visited = np.flatnonzero(visits)
+        values = np.empty(count, dtype=np.int64)
+        values[by_slot[1:]] = states[by_slot[:-1]]  # within a group: the previous visit's state
+        values[by_slot[(group_ends - visits)[visited]]] = table[visited]  # first visits
+        table[visited] = states[by_slot[group_ends[visited] - 1]]  # last visits stay
+        self._state = int(states[-1])
+        self._last = int(values[-1])
+        self._table = table.tolist()
+        return values
+
+
+def _polar_gauss(draw) -> tuple[float, float]:
+    """Two standard normal deviates (float32 values) by C ``gaussdev``'s polar Box-Muller.
+
+    ``draw()`` gives the next uniform.  Returns (deviate, spare): the C returns
+    the first and keeps the second for its next call.
+    """
+    while True:
+        v1 = _f32(2.0 * draw() - 1.0)
+        v2 = _f32(2.0 * draw() - 1.0)
+        rsq = _f32(_f32(v1 * v1) + _f32(v2 * v2))
+        if 0.0 < rsq < 1.0:
+            break
+    factor = _f32(math.sqrt(-2.0 * math.log(rsq) / rsq))
+    return _f32(v2 * factor), _f32(v1 * factor)
 
 
 def gauss(stream: Ran1Stream) -> np.float32:
@@ -224,15 +297,8 @@ def gauss(stream: Ran1Stream) -> np.float32:
     if stream.gauss_spare is not None:
         spare, stream.gauss_spare = stream.gauss_spare, None
         return np.float32(spare)
-    while True:
-        v1 = _f32(2.0 * stream.uniform() - 1.0)
-        v2 = _f32(2.0 * stream.uniform() - 1.0)
-        rsq = _f32(_f32(v1 * v1) + _f32(v2 * v2))
-        if 0.0 < rsq < 1.0:
-            break
-    factor = _f32(math.sqrt(-2.0 * math.log(rsq) / rsq))
-    stream.gauss_spare = _f32(v1 * factor)
-    return np.float32(v2 * factor)
+    deviate, stream.gauss_spare = _polar_gauss(stream.uniform)
+    return np.float32(deviate)
 
 
 _LANCZOS = (76.18009172947146, -86.50532032941677, 24.01409824083091,
@@ -253,30 +319,135 @@ def _log_gamma(x: float) -> float:
 
 def poisson(mean: float, stream: Ran1Stream) -> np.float32:
     """Poisson deviate of ``mean`` (rounded to float32 first) exactly as C ``poidev``."""
-    return np.float32(poisson_deviates([mean], stream)[0])
-
-
-def _direct_thresholds(means: np.ndarray) -> list[float]:
-    """exp(-mean) in double (libm, via math.exp) stored to float32, for every mean."""
-    exponents = np.minimum(-means.astype(np.float64), 709.0)  # exp(709) already overflows a float
-    with np.errstate(over="ignore"):
-        return np.array(list(map(math.exp, exponents.tolist()))).astype(np.float32).tolist()
+    return poisson_array([mean], stream)[0]
 
 
 def poisson_deviates(means, stream: Ran1Stream) -> list[float]:
+    """:func:`poisson_array` as a list of Python floats (float32 values)."""
+    return poisson_array(means, stream).tolist()
+
+
+def _direct_threshold(mean: float) -> float:
+    """exp(-mean) evaluated in double by libm and stored to float32 (poidev's g below 12)."""
+    return _f32(math.exp(min(-mean, 709.0)))  # exp(709) already overflows a float
+
+
+def _direct_thresholds(means: np.ndarray) -> np.ndarray:
+    """:func:`_direct_threshold` of every mean (float32 array).
+
+    NumPy's exp may differ from libm's in the last bits; that changes the
+    float32 result only next to a float32 rounding boundary, so those few are
+    recomputed with libm.
+    """
+    exponents = np.minimum(-means.astype(np.float64), 709.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.exp(exponents)
+        below = (values * (1.0 - 2.0 ** -46)).astype(np.float32)
+        above = (values * (1.0 + 2.0 ** -46)).astype(np.float32)
+    unsure = np.flatnonzero(below != above)
+    below[unsure] = [_direct_threshold(-x) for x in exponents[unsure].tolist()]
+    return below
+
+
+# means from 0 to this give exp(-mean) >= _UNIFORM_MAX: a deviate of 0 from one uniform
+_SAFE_MEAN = 1e-7
+
+
+def _leading_cache_hits(means: np.ndarray, cached_mean: float) -> int:
+    """How many means at the start equal poidev's cached mean (so reuse its cached g)."""
+    same = means == np.float32(cached_mean)
+    return means.size if same.all() else int(same.argmin())
+
+
+def poisson_array(means, stream: Ran1Stream) -> np.ndarray:
     """C ``poidev`` for each mean in order (rounded to float32), drawing from ``stream``.
 
-    Below 12 the deviate counts uniforms until their running float32 product
-    drops to exp(-mean); up to 1e6 it uses Lorentzian rejection; above that
-    mean + sqrt(mean) * gauss.  Returns Python floats holding float32 values.
+    Returns the deviates as a float32 array.  Below a mean of 12 poidev counts
+    uniforms until their running float32 product drops to g = exp(-mean); up to
+    1e6 it uses Lorentzian rejection; above that mean + sqrt(mean) * gauss.
 
-    This is the per-pixel loop of the noise image, so it is written for speed:
-    exp(-mean) is computed for all means up front, and ``c_float[0] = x``
-    stores x as a C float (rounding, overflow to inf) while ``c_float[0]``
-    reads it back, cheaper than a function call.
+    On an image most deviates are 0 from a single uniform u <= g.  So the
+    pixels are scanned in vectorised windows assuming exactly that; the first
+    pixel where it fails (u > g, or a mean of 12 or more) is run through the
+    exact code (:func:`_poisson_run`), which shifts the uniforms of all later
+    pixels by its extra draws, and the scan resumes after it.  Pixels whose g
+    is at least the largest uniform cannot fail and are not even scanned.
+    Where failures crowd, the exact code takes whole bursts of pixels.
     """
     means = np.asarray(means, dtype=np.float32).ravel()
-    thresholds = _direct_thresholds(means)
+    count = means.size
+    deviates = np.zeros(count, dtype=np.float32)
+    if not count:
+        return deviates
+    candidates = np.flatnonzero(~(means <= _SAFE_MEAN))  # NaN included
+    leading = _leading_cache_hits(means, stream.poisson_mean)
+    stale_cache = leading and np.float32(stream.poisson_g) != _direct_threshold(float(means[0]))
+    if stale_cache:  # the C's initial cache (mean -1, g 0) and the like: exact code
+        candidates = np.concatenate([np.arange(leading), candidates[candidates >= leading]])
+    # highest first uniform that gives deviate 0; -inf sends a pixel to the exact code
+    bounds = np.where(means[candidates] < 12.0, _direct_thresholds(means[candidates]), np.float32(-np.inf))
+    if stale_cache:
+        bounds[:leading] = -np.inf
+    maybe_failing = bounds < _UNIFORM_MAX
+    candidates, bounds = candidates[maybe_failing], bounds[maybe_failing]
+    margin = count // 64 + _RESERVE
+    uniforms = stream._upcoming(count + margin)
+    shift = 0  # uniforms drawn beyond one per pixel so far: pixel i's first is i + shift
+    finished = 0  # end of the last pixels run by the exact code
+    scanned = 0  # candidates before this one are settled
+    window, burst = _FIRST_WINDOW, 1
+    while scanned < candidates.size:
+        pixels = candidates[scanned:scanned + window]
+        if uniforms.size <= pixels[-1] + shift:
+            uniforms = stream._upcoming(int(pixels[-1]) + shift + margin)
+        fails = uniforms[pixels + shift] > bounds[scanned:scanned + window]
+        gap = int(fails.argmax())
+        if not fails[gap]:
+            scanned += pixels.size
+            window = min(2 * window, _LARGEST_WINDOW)
+            continue
+        first = int(pixels[gap])
+        stop = min(first + burst, count)
+        if first > finished:  # the pixel before took the one-uniform way: its mean is cached
+            stream.poisson_mean = float(means[first - 1])
+            stream.poisson_g = _direct_threshold(stream.poisson_mean)
+        run_means = means[first:stop]
+        supply = stop - first + _RESERVE
+        while True:
+            start = first + shift
+            if uniforms.size < start + supply:
+                uniforms = stream._upcoming(start + supply + margin)
+            try:
+                values, used = _poisson_run(run_means.tolist(), _direct_thresholds(run_means).tolist(),
+                                            uniforms[start:start + supply].tolist(), stream)
+                break
+            except IndexError:
+                supply *= 2
+        deviates[first:stop] = values
+        shift += used - (stop - first)
+        finished = stop
+        scanned = scanned + gap + 1 if stop == first + 1 else int(np.searchsorted(candidates, stop))
+        burst = min(2 * burst, _LARGEST_BURST) if gap < _DENSE_GAP else 1
+        window = min(max(_FIRST_WINDOW, 2 * gap), _LARGEST_WINDOW)
+    if finished < count:  # the last pixel took the one-uniform way
+        stream.poisson_mean = float(means[-1])
+        stream.poisson_g = _direct_threshold(stream.poisson_mean)
+    stream._skip(count + shift)
+    return deviates
+
+
+def _poisson_run(means: list[float], thresholds: list[float], uniforms: list[float],
+                 stream: Ran1Stream) -> tuple[list[float], int]:
+    """C ``poidev`` for each mean in order, one by one, drawing from the list ``uniforms``.
+
+    ``thresholds`` holds exp(-mean) as float32 for each mean.  Returns the
+    deviates and how many uniforms they used, and leaves poidev's and gaussdev's
+    static state on ``stream``; raises IndexError, with the stream untouched,
+    when ``uniforms`` run out.
+
+    ``c_float[0] = x`` stores x as a C float (rounding, overflow to inf) and
+    ``c_float[0]`` reads it back, cheaper than a function call.
+    """
     c_float = array.array("f", [0.0])
     exp, log, sqrt, tan, pi = _exp, math.log, math.sqrt, math.tan, math.pi
     log_gamma_memo: dict[float, float] = {}
@@ -284,73 +455,64 @@ def poisson_deviates(means, stream: Ran1Stream) -> list[float]:
     append = deviates.append
     cached_mean, g = stream.poisson_mean, stream.poisson_g
     sq, log_mean = stream.poisson_sq, stream.poisson_log_mean
-    reserve = _RESERVE
-    stream._reserve(reserve)
-    buf, pos = stream._buffer, stream._next
-    for mean, threshold in zip(means.tolist(), thresholds):
-        if pos + reserve > len(buf):
-            stream._next = pos
-            stream._reserve(reserve)
-            buf, pos = stream._buffer, stream._next
-        start = pos
-        while True:
-            try:
-                if mean < 12.0:  # direct method
-                    if mean != cached_mean:  # (the C's cache: its first oldm is -1 with g = 0)
-                        cached_mean, g = mean, threshold
-                    product = buf[pos]  # 1.0f * u is exact
+    spare = stream.gauss_spare
+    pos = 0
+    for mean, threshold in zip(means, thresholds):
+        if mean < 12.0:  # direct method
+            if mean != cached_mean:  # (the C's cache: its first oldm is -1 with g = 0)
+                cached_mean, g = mean, threshold
+            product = uniforms[pos]  # 1.0f * u is exact
+            pos += 1
+            count = 0.0
+            while product > g:
+                c_float[0] = product * uniforms[pos]
+                product = c_float[0]
+                pos += 1
+                count += 1.0
+            append(count)
+        elif mean > 1.0e6:  # normal approximation
+            if spare is None:
+                indices = itertools.count(pos)
+                normal, spare = _polar_gauss(map(uniforms.__getitem__, indices).__next__)
+                pos = next(indices)
+            else:
+                normal, spare = spare, None
+            append(_f32(mean + sqrt(mean) * normal))
+        else:  # rejection method (also taken by NaN)
+            if mean != cached_mean:
+                cached_mean = mean
+                sq = _f32(sqrt(2.0 * mean))
+                log_mean = _f32(log(mean))
+                g = _f32(_f32(mean * log_mean) - _log_gamma(_f32(mean + 1.0)))
+            while True:
+                while True:
+                    c_float[0] = tan(pi * uniforms[pos])
+                    lorentz = c_float[0]
                     pos += 1
-                    count = 0.0
-                    while product > g:
-                        c_float[0] = product * buf[pos]
-                        product = c_float[0]
-                        pos += 1
-                        count += 1.0
-                    append(count)
-                elif mean > 1.0e6:  # normal approximation
-                    stream._next = pos
-                    append(_f32(mean + sqrt(mean) * float(gauss(stream))))
-                    buf, pos = stream._buffer, stream._next
-                else:  # rejection method (also taken by NaN)
-                    if mean != cached_mean:
-                        cached_mean = mean
-                        sq = _f32(sqrt(2.0 * mean))
-                        log_mean = _f32(log(mean))
-                        g = _f32(_f32(mean * log_mean) - _log_gamma(_f32(mean + 1.0)))
-                    while True:
-                        while True:
-                            c_float[0] = tan(pi * buf[pos])
-                            lorentz = c_float[0]
-                            pos += 1
-                            c_float[0] = sq * lorentz
-                            c_float[0] = c_float[0] + mean
-                            trial = c_float[0]
-                            if not trial < 0.0:
-                                break
-                        trial -= trial % 1.0  # floor of a non-negative float (NaN stays NaN)
-                        log_gamma = log_gamma_memo.get(trial)
-                        if log_gamma is None:
-                            log_gamma = log_gamma_memo[trial] = _log_gamma(_f32(trial + 1.0))
-                        c_float[0] = trial * log_mean
-                        c_float[0] = c_float[0] - log_gamma
-                        c_float[0] = c_float[0] - g
-                        exponent = c_float[0]
-                        c_float[0] = lorentz * lorentz
-                        c_float[0] = 0.9 * (1.0 + c_float[0]) * exp(exponent)
-                        accept = not buf[pos] > c_float[0]
-                        pos += 1
-                        if accept:
-                            break
-                    append(trial)
-                break
-            except IndexError:  # ran past the reserve: fetch more and redo this deviate
-                stream._next = start
-                stream._reserve(len(buf) - start + reserve)
-                buf, pos = stream._buffer, stream._next
-    stream._next = pos
+                    c_float[0] = sq * lorentz
+                    c_float[0] = c_float[0] + mean
+                    trial = c_float[0]
+                    if not trial < 0.0:
+                        break
+                trial -= trial % 1.0  # floor of a non-negative float (NaN stays NaN)
+                log_gamma = log_gamma_memo.get(trial)
+                if log_gamma is None:
+                    log_gamma = log_gamma_memo[trial] = _log_gamma(_f32(trial + 1.0))
+                c_float[0] = trial * log_mean
+                c_float[0] = c_float[0] - log_gamma
+                c_float[0] = c_float[0] - g
+                exponent = c_float[0]
+                c_float[0] = lorentz * lorentz
+                c_float[0] = 0.9 * (1.0 + c_float[0]) * exp(exponent)
+                accept = not uniforms[pos] > c_float[0]
+                pos += 1
+                if accept:
+                    break
+            append(trial)
     stream.poisson_mean, stream.poisson_g = cached_mean, g
     stream.poisson_sq, stream.poisson_log_mean = sq, log_mean
-    return deviates
+    stream.gauss_spare = spare
+    return deviates, pos
 
 
 def mosaic_rotation_umat(mosaicity_rad: float, stream: Ran1Stream) -> np.ndarray:

@@ -143,6 +143,6 @@ def test_write_pgm(tmp_path):
 def test_noise_image_chunks_share_one_stream(monkeypatch):
     image = (np.random.default_rng(5).random((40, 50)) * 30).astype(np.float32)
     whole = outputs.noise_image(image, -99, 40.0, (3, 45, 2, 38))
-    monkeypatch.setattr(outputs, "_NOISE_CHUNK", 7)
+    monkeypatch.setattr(outputs, "_CHUNK_PIXELS", 7)  # one ROI row per block
     chunked = outputs.noise_image(image, -99, 40.0, (3, 45, 2, 38))
     assert np.array_equal(whole[0], chunked[0]) and whole[1:] == chunked[1:]

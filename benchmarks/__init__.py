@@ -1,0 +1,1 @@
+"""asv benchmarks for arraybragg (see docs/benchmarks.md)."""
