@@ -114,6 +114,7 @@ class Renderer:
         self.threads = threads or default_threads()
         # elements per tile: cache-sized on the CPU, large on a GPU
         self.tile_elements = 1 << 22 if self.backend.name == "cupy" else 1 << 15
+        self.geometry_batch = 1 if self.backend.name == "cupy" else 8
         self.fixed_tile_pixels = tile_pixels
         self.f64 = xp.float64
         self.lattice_dtype = self.policy.lattice_dtype(xp)
@@ -204,9 +205,30 @@ class Renderer:
         polar_needed = not (sim.beam.nopolar and not smp.oversample_polar)
         polar = (physics.polarization_factor(self.incident, diffracted[:, :, :, None, :], self.polar_axis,
                                              sim.beam.polarization) if polar_needed else None)
-        K = self.n_orient
         scattering = xp.reshape(scattering, (-1, 3))
-        N = scattering.shape[0]
+        if self.ordered_accumulation or self.interpolation.enabled:
+            terms, reached = self._orientation_terms(scattering, keep, first_in_render)
+            I = self._accumulate_ordered(terms, reached, omega, capture, polar, P)
+        else:
+            # per-pixel geometry above is cheap per element but costs many small calls, so it runs
+            # on a larger batch; the per-orientation work runs on cache-sized chunks of it
+            N = scattering.shape[0]
+            chunk = max(1, self.tile_elements // self.n_orient)
+            sums = []
+            for start in range(0, N, chunk):
+                part_keep = None if keep is None else keep[start:start + chunk]
+                terms, _ = self._orientation_terms(scattering[start:start + chunk, :], part_keep,
+                                                   first_in_render and start == 0)
+                sums.append(xp.sum(terms, axis=0))
+            per_evaluation = sums[0] if len(sums) == 1 else xp.concat(sums)
+            per_pixel = xp.sum(xp.reshape(per_evaluation, (P, -1)), axis=1)
+            I = xp.astype(per_pixel, self.f64) + self.I_bg
+        return self._final_scale(I, omega, capture, polar, keep), omega
+
+    def _orientation_terms(self, scattering, keep, first_in_render: bool):
+        """F_cell^2 F_latt^2 as (K, N) for N scattering vectors (N, 3), and the 'reached' mask or None."""
+        xp, smp = self.xp, self.sim.sampling
+        K, N = self.n_orient, scattering.shape[0]
         hkl = xp.reshape(self.orient_t @ xp.permute_dims(scattering, (1, 0)), (3, K, N))
         if first_in_render and self.orient_first_t is not None:
             hkl[:, :, 0] = xp.reshape(self.orient_first_t @ scattering[0, :], (3, K))
@@ -223,8 +245,7 @@ class Renderer:
         terms *= latt_sq
         if keep is not None:
             terms = xp.where(reached, terms, xp.zeros_like(terms))
-        I = self._accumulate(terms, reached, omega, capture, polar, P)
-        return self._final_scale(I, omega, capture, polar, keep), omega
+        return terms, reached
 
     def _structure_factors_sq(self, hkl, nearest_hkl, reached):
         """F_cell^2 per evaluation: tricubic until nanoBragg's first out-of-range neighbourhood, then nearest."""
@@ -256,8 +277,9 @@ class Renderer:
         F = xp.where(use, tricubic, nearest)
         return F * F
 
-    def _accumulate(self, terms, reached, omega, capture, polar, P: int):
-        """Per-pixel sum of the (K, N) terms, or nanoBragg's running products for -oversample_* switches."""
+    def _accumulate_ordered(self, terms, reached, omega, capture, polar, P: int):
+        """Per-pixel sum of the (K, N) terms in nanoBragg's order, with its running products for the
+        -oversample_* switches (each applies to the whole sum so far, after every term)."""
         xp, smp = self.xp, self.sim.sampling
         if not self.ordered_accumulation:
             per_evaluation = xp.sum(terms, axis=0)
@@ -311,7 +333,9 @@ class Renderer:
             return self.fixed_tile_pixels
         d, smp = self.sim.detector, self.sim.sampling
         inner = d.thicksteps * smp.oversample ** 2 * len(self.sim.beam.wavelengths) * self.n_orient
-        return max(1, self.tile_elements // max(inner, 1))
+        # the usual path chunks the orientation work itself, so its tiles batch several chunks
+        batch = 1 if (self.ordered_accumulation or self.interpolation.enabled) else self.geometry_batch
+        return max(1, batch * self.tile_elements // max(inner, 1))
 
     def render(self, progress: Optional[Callable[[int, int], None]] = None) -> RenderResult:
         """Render every ROI/unmasked pixel; ``progress(done, total)`` is called as tiles finish."""
