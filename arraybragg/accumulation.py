@@ -216,8 +216,9 @@ class Renderer:
             chunk = max(1, self.tile_elements // self.n_orient)
             sums = []
             for start in range(0, N, chunk):
-                part_keep = None if keep is None else keep[start:start + chunk]
-                terms, _ = self._orientation_terms(scattering[start:start + chunk, :], part_keep,
+                stop = min(start + chunk, N)  # the standard leaves out-of-bounds slice stops undefined
+                part_keep = None if keep is None else keep[start:stop]
+                terms, _ = self._orientation_terms(scattering[start:stop, :], part_keep,
                                                    first_in_render and start == 0)
                 sums.append(xp.sum(terms, axis=0))
             per_evaluation = sums[0] if len(sums) == 1 else xp.concat(sums)
