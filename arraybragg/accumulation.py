@@ -454,6 +454,15 @@ def compute_stats(image: np.ndarray, rendered: np.ndarray, sim: Simulation, omeg
                        omega_sum=omega_sum, pixels=n)
 
 
-def render(sim: Simulation, backend="numpy", dtype="float64", threads=None, progress=None) -> RenderResult:
-    """Render a Simulation: float32 image (spixels, fpixels) of photons per pixel plus statistics."""
-    return Renderer(sim, backend, dtype, threads=threads).render(progress=progress)
+def render(sim: Simulation, backend="numpy", dtype="float64", threads=None, progress=None,
+           backend_array: bool = False) -> RenderResult:
+    """Render a Simulation: float32 image (spixels, fpixels) of photons per pixel plus statistics.
+
+    The image is a NumPy array; with ``backend_array=True`` it is an array of the chosen
+    backend instead (a CuPy array stays on the GPU for further array-API work).
+    """
+    renderer = Renderer(sim, backend, dtype, threads=threads)
+    result = renderer.render(progress=progress)
+    if backend_array:
+        result.image = renderer.backend.asarray(result.image)
+    return result

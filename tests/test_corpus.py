@@ -99,3 +99,16 @@ def test_statistics_match_c_stdout(case, tmp_path):
     stats = render_case(case, tmp_path).stats
     for name, value in expected.items():
         assert float("%g" % getattr(stats, name)) == pytest.approx(value, rel=1e-5, abs=1e-12), name
+
+
+def test_backend_array_output_has_the_backend_type(tmp_path):
+    import array_api_strict
+    from array_api_compat import array_namespace
+
+    case = _case("geo_mosflm_default")
+    link_inputs(tmp_path)
+    sim = build_simulation(parse_args(case.args))
+    result = render(sim, backend="array_api_strict", backend_array=True)
+    assert array_namespace(result.image) is array_api_strict
+    host = np.from_dlpack(result.image)
+    assert np.array_equal(host, case.float_image())
