@@ -131,8 +131,12 @@ def int_image(float_image, scale: float, adc_offset: float, roi) -> np.ndarray:
 
 
 def _running_sum(values: np.ndarray, total: float) -> float:
-    """total + values[0] + values[1] + ... added one at a time in double, as a C loop does."""
-    sums = values.astype(np.float64).ravel()
+    """total + values[0] + values[1] + ... added one at a time in double, as a C loop does.
+
+    Adding a zero never changes a double sum that starts from +0, so only the
+    non-zero values (few on a diffraction image) are summed.
+    """
+    sums = values[values != 0].astype(np.float64)
     if not sums.size:
         return total
     sums[0] += total

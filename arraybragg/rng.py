@@ -64,22 +64,24 @@ _LARGEST_BLOCK = 1 << 16
 _SPAN = 1 << 16
 
 # Poisson deviates of many means (see poisson_array):
-_RESERVE = 64  # uniforms supplied to an exact run beyond one per mean; a run needing more retries
+_RESERVE = 64  # uniforms handed to an exact run beyond its estimate; a run needing more retries
 _FIRST_WINDOW = 256  # candidate pixels tested per vectorised step, doubling up to the largest
 _LARGEST_WINDOW = 1 << 16
-_DENSE_GAP = 4  # a candidate this close to the last exception means a dense region...
-_LARGEST_BURST = 1024  # ...where the exact code runs on up to this many pixels at once
+# An exception fewer than this many pixels after the last exact run marks a dense
+# region (a vectorised step costs about as much as this many exact deviates)...
+_DENSE_GAP = 64
+_LARGEST_BURST = 1024  # ...where the exact code runs on bursts of up to this many pixels
+_VECTOR_MIN = 32  # runs this long get their exp(-mean) from NumPy
 
 
-def _lcg_powers(base: int, count: int) -> np.ndarray:
-    """base**(i+1) mod _MODULUS for i < count (int64), built by doubling.
+def _lcg_powers(count: int) -> np.ndarray:
+    """_MULTIPLIER**(i+1) mod _MODULUS for i < count (int64), built by doubling.
 
     x * a^(i+1) mod m jumps the generator i+1 steps ahead; all products of two
     residues stay below 2**62.
     """
     powers = np.empty(count, dtype=np.int64)
-    if count:
-        powers[0] = base
+    powers[0] = _MULTIPLIER
     filled = 1
     while filled < count:
         step = min(filled, count - filled)
@@ -88,7 +90,7 @@ def _lcg_powers(base: int, count: int) -> np.ndarray:
     return powers
 
 
-_POWERS = _lcg_powers(_MULTIPLIER, _SPAN)
+_POWERS = _lcg_powers(_SPAN)
 
 
 def _slot_walk(new_targets: bytes, targets: list[int], slot: int) -> bytearray:
@@ -257,7 +259,8 @@ class Ran1Stream:
         held: the state stored by the previous step that read the same slot, or
         the table's value if none did.  Only the slot walk is sequential.
         """
-        states = self._state * _POWERS[:count] % _MODULUS  # jumps of 1..count steps
+        states = self._state * _POWERS[:count]  # jumps of 1..count steps, reduced below
+        states -= states // _MODULUS * _MODULUS  # (faster than NumPy's %)
         table = np.array(self._table, dtype=np.int64)
         walk = _slot_walk((states >> _SLOT_SHIFT).astype(np.uint8).tobytes(),
                           (table >> _SLOT_SHIFT).tolist(), self._last >> _SLOT_SHIFT)
@@ -396,6 +399,7 @@ def poisson_array(means, stream: Ran1Stream) -> np.ndarray:
     finished = 0  # end of the last pixels run by the exact code
     scanned = 0  # candidates before this one are settled
     window, burst = _FIRST_WINDOW, 1
+    uniforms_per_mean = 2.0  # expected draws per deviate in the next exact run
     while scanned < candidates.size:
         pixels = candidates[scanned:scanned + window]
         if uniforms.size <= pixels[-1] + shift:
@@ -407,33 +411,44 @@ def poisson_array(means, stream: Ran1Stream) -> np.ndarray:
             window = min(2 * window, _LARGEST_WINDOW)
             continue
         first = int(pixels[gap])
+        burst = min(2 * burst, _LARGEST_BURST) if first - finished < _DENSE_GAP else 1
         stop = min(first + burst, count)
         if first > finished:  # the pixel before took the one-uniform way: its mean is cached
             stream.poisson_mean = float(means[first - 1])
             stream.poisson_g = _direct_threshold(stream.poisson_mean)
-        run_means = means[first:stop]
-        supply = stop - first + _RESERVE
-        while True:
-            start = first + shift
-            if uniforms.size < start + supply:
-                uniforms = stream._upcoming(start + supply + margin)
-            try:
-                values, used = _poisson_run(run_means.tolist(), _direct_thresholds(run_means).tolist(),
-                                            uniforms[start:start + supply].tolist(), stream)
-                break
-            except IndexError:
-                supply *= 2
+        values, used = _exact_run(means[first:stop], stream, first + shift, uniforms_per_mean)
         deviates[first:stop] = values
+        uniforms_per_mean = 1.25 * used / (stop - first)
         shift += used - (stop - first)
         finished = stop
         scanned = scanned + gap + 1 if stop == first + 1 else int(np.searchsorted(candidates, stop))
-        burst = min(2 * burst, _LARGEST_BURST) if gap < _DENSE_GAP else 1
         window = min(max(_FIRST_WINDOW, 2 * gap), _LARGEST_WINDOW)
     if finished < count:  # the last pixel took the one-uniform way
         stream.poisson_mean = float(means[-1])
         stream.poisson_g = _direct_threshold(stream.poisson_mean)
     stream._skip(count + shift)
     return deviates
+
+
+def _exact_run(means: np.ndarray, stream: Ran1Stream, start: int,
+               uniforms_per_mean: float) -> tuple[list[float], int]:
+    """:func:`_poisson_run` on ``means`` from the stream's unused uniforms at ``start`` on.
+
+    The list of uniforms handed over is sized by ``uniforms_per_mean`` and
+    doubled until the run fits.  Returns (deviates, uniforms used).
+    """
+    run = means.tolist()
+    if len(run) < _VECTOR_MIN:
+        thresholds = [_direct_threshold(mean) for mean in run]
+    else:
+        thresholds = _direct_thresholds(means).tolist()
+    supply = int(len(run) * uniforms_per_mean) + _RESERVE
+    while True:
+        uniforms = stream._upcoming(start + supply)[start:start + supply].tolist()
+        try:
+            return _poisson_run(run, thresholds, uniforms, stream)
+        except IndexError:
+            supply *= 2
 
 
 def _poisson_run(means: list[float], thresholds: list[float], uniforms: list[float],

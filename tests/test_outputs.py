@@ -140,9 +140,19 @@ def test_write_pgm(tmp_path):
     assert (tmp_path / "a.pgm").read_bytes() == b"P5\n3 2\n# pixels scaled by 2\n255\n" + bytes([20, 20, 0, 20, 20, 0])
 
 
-def test_noise_image_chunks_share_one_stream(monkeypatch):
+def test_row_blocks_do_not_change_results(monkeypatch):
     image = (np.random.default_rng(5).random((40, 50)) * 30).astype(np.float32)
-    whole = outputs.noise_image(image, -99, 40.0, (3, 45, 2, 38))
-    monkeypatch.setattr(outputs, "_CHUNK_PIXELS", 7)  # one ROI row per block
-    chunked = outputs.noise_image(image, -99, 40.0, (3, 45, 2, 38))
-    assert np.array_equal(whole[0], chunked[0]) and whole[1:] == chunked[1:]
+    odd = image.copy()
+    odd[3, 7], odd[20, 4], odd[30, 40] = np.nan, -5.0, 1e9
+    roi = (3, 45, 2, 38)
+
+    def render():
+        return (outputs.noise_image(image, -99, 40.0, roi), outputs.int_image(odd, 300.0, 5.0, roi),
+                outputs.pgm_bytes(odd, 9.0, roi))
+
+    (noise, photons, overloads), ints, pgm = render()
+    monkeypatch.setattr(outputs, "_CHUNK_PIXELS", 7)  # one ROI row per block: the noise stream is shared
+    (noise_rows, photons_rows, overloads_rows), ints_rows, pgm_rows = render()
+    assert np.array_equal(noise, noise_rows) and (photons, overloads) == (photons_rows, overloads_rows)
+    assert np.array_equal(ints, ints_rows) and pgm == pgm_rows
+    assert ints[3, 7] == 0 and ints[30, 40] == 65535 and noise[:2].sum() == 0

@@ -93,6 +93,56 @@ def test_poisson_retry_when_the_reserve_runs_out(monkeypatch):
     assert stream.uniform() == reference.uniform()
 
 
+def synthetic_means():
+    """150000 means: a sparse part (mostly tiny, some bright pixels), then a dense one."""
+    i = np.arange(150000, dtype=np.float64)
+    x = (i * 7919.0) % 1000.0 / 1000.0
+    x8 = x * x * x * x * x * x * x * x
+    means = np.where(i < 80000, 0.002 * x8, 2.0 * x * x)
+    means[::1499] += 3.0  # isolated bright pixels in the sparse part
+    means[::997] += 25.0  # rejection method
+    means[5003] = 2e6  # normal approximation
+    means[:3] = -1.0  # poidev's initial cache: mean -1 with g = 0
+    means[70001] = np.nan
+    return means.astype(np.float32)
+
+
+def test_poisson_array_matches_c_on_sparse_and_dense_pixels():
+    # digest of the C's poidev over synthetic_means() with seed -4321
+    deviates = rng.poisson_array(synthetic_means(), rng.Ran1Stream(-4321))
+    assert deviates.dtype == np.float32
+    assert np.flatnonzero(np.isnan(deviates)).tolist() == [70001]
+    finite = np.nan_to_num(deviates).astype(np.float64)
+    assert np.count_nonzero(finite) == 28224 and np.count_nonzero(finite[:80000]) == 150
+    assert finite.sum() == 2050282.5
+    assert ((np.arange(finite.size) % 9973) * finite).sum() == 10255900127.5
+    assert deviates[[0, 1, 2, 997, 5003]].tolist() == [90.0, 101.0, 94.0, 22.0, 1999407.5]
+
+
+def test_poisson_array_in_pieces_continues_the_stream():
+    means = synthetic_means()
+    reference = rng.Ran1Stream(-4321)
+    whole = rng.poisson_array(means, reference)
+    stream = rng.Ran1Stream(-4321)
+    pieces = [rng.poisson_array(part, stream) for part in np.split(means, [1, 2, 5003, 5004, 70001, 100000])]
+    assert np.array_equal(np.concatenate(pieces), whole, equal_nan=True)
+    assert (stream.poisson_mean, stream.poisson_g) == (reference.poisson_mean, reference.poisson_g)
+    assert stream.uniform() == reference.uniform()
+
+
+def test_exp_thresholds_round_like_libm():
+    special = [0.0, -0.0, 1e-8, rng._SAFE_MEAN, 1.2e-7, 0.5, -1.0, -100.0, -1e30, 12.0, np.inf, -np.inf]
+    means = np.concatenate([np.random.default_rng(1).random(20000) * 12, special]).astype(np.float32)
+    vector = rng._direct_thresholds(means)
+    scalar = np.array([rng._direct_threshold(m) for m in means.tolist()], dtype=np.float32)
+    assert np.array_equal(vector, scalar)
+    assert rng._direct_threshold(0.5) == float(np.float32(math.exp(-0.5)))
+    assert vector[-3:].tolist() == [np.float32(math.exp(-12.0)), 0.0, math.inf]
+    # up to _SAFE_MEAN no uniform can exceed exp(-mean): a deviate of 0 from one draw
+    assert rng._UNIFORM_MAX == np.float32(1.0 - 2.0 ** -23)
+    assert rng._direct_threshold(float(np.float32(rng._SAFE_MEAN))) >= rng._UNIFORM_MAX
+
+
 # mosaic domains 2 and 3 of the samp_mosaic case: -mosaic 0.5 (degrees) with the default seed
 SAMP_MOSAIC_UMATS = [
     [0.99996592089784464, -0.0079751680914580177, 0.0021339486494309119,
