@@ -1,0 +1,349 @@
+"""Analytic checks of arraybragg.physics on every array namespace.
+
+Each test runs on NumPy, array_api_strict (which rejects anything outside the
+array API standard) and CuPy when a GPU is present, and checks that the result
+lives in the namespace of its input: the kernels must never fall back to NumPy.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from array_api_compat import array_namespace
+
+from arraybragg import physics
+
+ROUND_SCALE = 0.723601254558268
+
+
+# 0/0 at exact lattice points is part of the design (replaced by the limit); keep NumPy quiet about it,
+# also underneath array_api_strict, whose own quiet() cannot reach NumPy's error state.
+QUIET = dict(divide="ignore", invalid="ignore")
+
+
+def host(backend, array) -> np.ndarray:
+    """A result as a float64 NumPy array, after checking it stayed in its namespace."""
+    assert array_namespace(array) is backend.xp, f"result left the {backend.name} namespace"
+    return np.asarray(backend.to_numpy(array), dtype=np.float64)
+
+
+def arr(backend, values, dtype="float64"):
+    xp = backend.xp
+    return xp.asarray(np.asarray(values, dtype=dtype), dtype=getattr(xp, dtype))
+
+
+# --- grating functions -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("N", [1, 2, 5, 36])
+def test_sincg_limit_at_zero_is_N(backend, N):
+    x = arr(backend, [0.0, 1e-9, -1e-9])
+    values = host(backend, physics.sincg(x, N))
+    assert values[0] == N
+    np.testing.assert_allclose(values[1:], N, rtol=1e-12)
+
+
+@pytest.mark.parametrize("N", [2, 3, 7])
+def test_sincg_is_periodic_in_pi(backend, N):
+    x = np.linspace(0.05, 3.0, 41)
+    base = host(backend, physics.sincg(arr(backend, x), N))
+    shifted = host(backend, physics.sincg(arr(backend, x + math.pi), N))
+    twice = host(backend, physics.sincg(arr(backend, x + 2 * math.pi), N))
+    # sin(N(x+pi))/sin(x+pi) = (-1)^(N+1) sin(Nx)/sin(x)
+    np.testing.assert_allclose(shifted, (-1) ** (N + 1) * base, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(twice, base, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("N", [2, 5, 47])
+def test_sincg_matches_definition_away_from_zero(backend, N):
+    x = np.array([0.1, 0.5, 1.0, 2.0, -0.7, 3.0])
+    values = host(backend, physics.sincg(arr(backend, x), N))
+    expected = [math.sin(N * v) / math.sin(v) for v in x]
+    np.testing.assert_allclose(values, expected, rtol=1e-12)
+
+
+def _reference_grating(h: np.ndarray, N: int) -> np.ndarray:
+    """|sin(N pi h) / sin(pi h)| in float64 directly from h (no reduction)."""
+    return np.abs(np.sin(N * np.pi * h) / np.sin(np.pi * h))
+
+
+@pytest.mark.parametrize("N", [2, 5, 36, 100])
+def test_grating_amplitude_is_abs_sincg_float64(backend, N):
+    h = np.random.default_rng(N).uniform(-200.0, 200.0, 2000)
+    d = h - np.ceil(h - 0.5)
+    for polynomial in (True, False):
+        amp = host(backend, physics.grating_amplitude(arr(backend, d), N, polynomial))
+        np.testing.assert_allclose(np.abs(amp), _reference_grating(h, N), rtol=1e-7, atol=1e-9 * N)
+
+
+@pytest.mark.parametrize("N", [2, 3, 10, 47, 100])
+@pytest.mark.parametrize("polynomial", [False, True])
+def test_grating_amplitude_reduced_form_is_exact_in_float32(backend, N, polynomial):
+    """The float32 policy: d reduced in float64, then the ratio in float32, within 1e-5 x N.
+
+    (An unreduced float32 sin(N pi h) at h ~ 200, N = 100 would have no correct digit.)
+    """
+    xp = backend.xp
+    h = np.random.default_rng(1000 + N).uniform(-200.0, 200.0, 5000)
+    d = h - np.ceil(h - 0.5)
+    d32 = arr(backend, d, "float32")
+    with np.errstate(**QUIET):
+        result = physics.grating_amplitude(d32, N, polynomial)
+    assert result.dtype == xp.float32
+    amp = np.abs(host(backend, result))
+    worst = np.max(np.abs(amp - _reference_grating(h, N)))
+    assert worst <= 1e-5 * N, f"N={N}: worst float32 error {worst:.3g} (peak {N})"
+
+
+def test_sin_pi_polynomial_matches_libm(backend):
+    t = np.linspace(-0.5, 0.5, 4001)
+    t = t[t != 0.0]
+    values = host(backend, physics.sin_pi(arr(backend, t), polynomial=True))
+    expected = np.array([math.sin(math.pi * v) for v in t])
+    relative = np.abs(values - expected) / np.abs(expected)
+    assert relative.max() < 1e-9
+    zero = host(backend, physics.sin_pi(arr(backend, [0.0]), polynomial=True))
+    assert zero[0] == 0.0
+
+
+def test_sin_pi_library_path(backend):
+    t = np.array([0.25, -0.5, 1 / 6])
+    values = host(backend, physics.sin_pi(arr(backend, t), polynomial=False))
+    np.testing.assert_allclose(values, [math.sqrt(0.5), -1.0, 0.5], rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_round_half_even(backend, dtype):
+    values = [0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 2.4, 2.6, -2.6, 7.0, 4194303.5]
+    expected = [0.0, 2.0, 2.0, 4.0, 0.0, -2.0, -2.0, 2.0, 3.0, -3.0, 7.0, 4194304.0]
+    result = physics.round_half_even(arr(backend, values, dtype))
+    assert result.dtype == getattr(backend.xp, dtype)
+    np.testing.assert_array_equal(host(backend, result), expected)
+
+
+def test_nearest_index_rounds_halves_down(backend):
+    h = [0.5, 1.5, -0.5, -1.5, 2.49, 2.51, -2.51, 3.0, 0.0]
+    expected = [0.0, 1.0, -1.0, -2.0, 2.0, 3.0, -3.0, 3.0, 0.0]
+    np.testing.assert_array_equal(host(backend, physics.nearest_index(arr(backend, h))), expected)
+
+
+def test_sinc3_limit_and_values(backend):
+    x = np.array([0.0, 1e-2, math.pi, 4.493409457909064])  # last: first zero, tan x = x
+    values = host(backend, physics.sinc3(arr(backend, x)))
+    assert values[0] == 1.0
+    assert values[1] == pytest.approx(1.0 - 1e-4 / 10.0 + 1e-8 / 280.0, abs=1e-10)  # Taylor series
+    assert values[2] == pytest.approx(3.0 / math.pi ** 2, rel=1e-12)
+    assert abs(values[3]) < 1e-12
+
+
+# --- lattice factor ----------------------------------------------------------------------------
+
+def _crystal_params(backend, shape, N=(3, 4, 5), fudge=1.0, cell=100.0):
+    recip = np.eye(3) / cell  # cubic cell, 1/Angstrom
+    return dict(N=N, shape=shape, fudge=fudge, reciprocal=arr(backend, recip))
+
+
+@pytest.mark.parametrize("shape, scale", [("SQUARE", 1.0), ("GAUSS", 1.0), ("TOPHAT", 1.0),
+                                          ("ROUND", ROUND_SCALE ** 2)])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_lattice_factor_at_lattice_point_is_N_squared(backend, shape, scale, dtype):
+    xp = backend.xp
+    hkl = arr(backend, [[0.0, 1.0, -3.0, 12.0], [0.0, 2.0, 5.0, -7.0], [0.0, -1.0, 4.0, 30.0]])
+    params = _crystal_params(backend, shape)
+    with np.errstate(**QUIET):
+        result = physics.lattice_factor_sq(hkl, hkl, params, getattr(xp, dtype), polynomial=True)
+    assert result.dtype == getattr(xp, dtype)
+    assert tuple(result.shape) == (4,)
+    np.testing.assert_allclose(host(backend, result), (3 * 4 * 5) ** 2 * scale, rtol=1e-6)
+
+
+def test_lattice_factor_square_off_peak_is_product_of_sincg(backend):
+    xp = backend.xp
+    frac = np.array([[0.1, 1.3, -2.45, 0.0], [0.2, 2.0, 0.07, 0.33], [-0.4, 0.6, 5.5, 0.01]])
+    nearest = np.ceil(frac - 0.5)
+    N = (3, 4, 5)
+    with np.errstate(**QUIET):
+        result = physics.lattice_factor_sq(arr(backend, frac), arr(backend, nearest),
+                                           _crystal_params(backend, "SQUARE", N), xp.float64, polynomial=True)
+    expected = np.ones(frac.shape[1])
+    for axis, n in enumerate(N):
+        x = np.pi * frac[axis]
+        safe = np.where(x == 0, 1.0, x)
+        expected *= np.where(x == 0, n, np.sin(n * safe) / np.sin(safe)) ** 2
+    np.testing.assert_allclose(host(backend, result), expected, rtol=1e-9, atol=1e-9)  # some are zeros of sincg
+
+
+def test_lattice_factor_square_skips_N_of_one(backend):
+    xp = backend.xp
+    frac = arr(backend, [[0.3], [0.3], [0.3]])
+    nearest = arr(backend, [[0.0], [0.0], [0.0]])
+    ones = physics.lattice_factor_sq(frac, nearest, _crystal_params(backend, "SQUARE", (1, 1, 1)), xp.float64, True)
+    np.testing.assert_array_equal(host(backend, ones), [1.0])
+
+
+def test_lattice_factor_round_gauss_tophat_off_peak(backend):
+    xp = backend.xp
+    frac = np.array([[0.05, 0.2], [0.0, 0.1], [0.1, -0.3]])
+    nearest = np.zeros_like(frac)
+    N = (3, 4, 5)
+    volume = 60.0
+    fudge = 1.3
+    hrad_sq = (frac[0] * 3) ** 2 + (frac[1] * 4) ** 2 + (frac[2] * 5) ** 2
+    x = np.pi * np.sqrt(hrad_sq * fudge)
+    round_expected = (volume * ROUND_SCALE * 3 * (np.sin(x) / x - np.cos(x)) / x ** 2) ** 2
+    cell = 20.0  # Angstrom: small enough for the second point to fall outside the top-hat
+    rad_star_sq = (frac ** 2).sum(axis=0) / cell ** 2 * (3 * 4 * 5) ** 2
+    gauss_expected = (volume * np.exp(-rad_star_sq / 0.63 * fudge)) ** 2
+    tophat_expected = np.where(rad_star_sq * fudge < 0.3969, volume ** 2, 0.0)
+    for shape, expected in (("ROUND", round_expected), ("GAUSS", gauss_expected), ("TOPHAT", tophat_expected)):
+        params = _crystal_params(backend, shape, N, fudge, cell)
+        result = physics.lattice_factor_sq(arr(backend, frac), arr(backend, nearest), params, xp.float64, True)
+        np.testing.assert_allclose(host(backend, result), expected, rtol=1e-12, err_msg=shape)
+    assert tophat_expected[0] == volume ** 2 and tophat_expected[1] == 0.0  # both sides of the cut-off
+
+
+# --- polarization, rotation, absorption, background -----------------------------------------
+
+def test_polarization_unpolarized(backend):
+    two_theta = np.radians([0.0, 10.0, 45.0, 90.0, 150.0])
+    incident = np.tile([1.0, 0.0, 0.0], (5, 1))
+    diffracted = np.stack([np.cos(two_theta), np.sin(two_theta) * 0.6, np.sin(two_theta) * 0.8], axis=-1)
+    polar = arr(backend, [0.0, 0.0, 1.0])
+    result = physics.polarization_factor(arr(backend, incident), arr(backend, diffracted), polar, 0.0)
+    np.testing.assert_allclose(host(backend, result), 0.5 * (1 + np.cos(two_theta) ** 2), rtol=1e-14)
+
+
+def test_polarization_kahn_one_in_and_perpendicular_to_plane(backend):
+    two_theta = np.radians([5.0, 30.0, 60.0, 89.0])
+    incident = arr(backend, np.tile([1.0, 0.0, 0.0], (4, 1)))
+    polar = arr(backend, [0.0, 0.0, 1.0])  # E-vector along z
+    in_plane = np.stack([np.cos(two_theta), 0 * two_theta, np.sin(two_theta)], axis=-1)        # x-z plane
+    perpendicular = np.stack([np.cos(two_theta), np.sin(two_theta), 0 * two_theta], axis=-1)  # x-y plane
+    parallel = physics.polarization_factor(incident, arr(backend, in_plane), polar, 1.0)
+    across = physics.polarization_factor(incident, arr(backend, perpendicular), polar, 1.0)
+    np.testing.assert_allclose(host(backend, parallel), np.cos(two_theta) ** 2, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(host(backend, across), 1.0, rtol=1e-14)
+
+
+def test_polarization_general_kahn(backend):
+    """0.5 (1 + cos^2 2theta - K cos 2psi sin^2 2theta) with psi the azimuth from the E-vector."""
+    two_theta, psi, kahn = math.radians(40.0), math.radians(25.0), 0.8
+    diffracted = [math.cos(two_theta), math.sin(two_theta) * math.sin(psi), math.sin(two_theta) * math.cos(psi)]
+    result = physics.polarization_factor(arr(backend, [[1.0, 0.0, 0.0]]), arr(backend, [diffracted]),
+                                         arr(backend, [0.0, 0.0, 1.0]), kahn)
+    c2, s2 = math.cos(two_theta) ** 2, math.sin(two_theta) ** 2
+    assert host(backend, result)[0] == pytest.approx(0.5 * (1 + c2 - kahn * math.cos(2 * psi) * s2), rel=1e-13)
+
+
+def test_rotate_about_axis(backend):
+    xp = backend.xp
+    v = arr(backend, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.3, -0.2, 0.9]])
+    z = arr(backend, [[0.0, 0.0, 1.0]] * 3)
+    quarter = xp.full((3,), math.pi / 2, dtype=xp.float64)
+    rotated = host(backend, physics.rotate_about_axis(v, z, quarter))
+    np.testing.assert_allclose(rotated, [[0, 1, 0], [-1, 0, 0], [0.2, 0.3, 0.9]], atol=1e-15)
+    axis = np.array([1.0, 2.0, -2.0]) / 3.0
+    angle = arr(backend, [0.7])
+    there = physics.rotate_about_axis(arr(backend, [[0.3, -0.2, 0.9]]), arr(backend, [axis]), angle)
+    back = host(backend, physics.rotate_about_axis(there, arr(backend, [axis]), -angle))
+    np.testing.assert_allclose(back, [[0.3, -0.2, 0.9]], atol=1e-15)
+    assert np.linalg.norm(host(backend, there)) == pytest.approx(np.linalg.norm([0.3, -0.2, 0.9]), rel=1e-15)
+
+
+def test_cross_and_dot(backend):
+    u, v = arr(backend, [[1.0, 2.0, 3.0]]), arr(backend, [[-2.0, 0.5, 4.0]])
+    np.testing.assert_allclose(host(backend, physics.cross(u, v)), [np.cross([1, 2, 3], [-2, 0.5, 4])])
+    np.testing.assert_allclose(host(backend, physics.dot(u, v)), [11.0])
+    np.testing.assert_allclose(host(backend, physics.norm(u)), [math.sqrt(14.0)])
+
+
+@pytest.mark.parametrize("layers", [1, 3, 7])
+def test_capture_fraction_layers_sum_to_total_absorption(backend, layers):
+    thickness, mu = 200e-6, 1.0 / 300e-6
+    parallax = np.array([1.0, 0.8, 0.5, 0.1])
+    fractions = [host(backend, physics.capture_fraction(arr(backend, parallax), t, thickness / layers, mu))
+                 for t in range(layers)]
+    np.testing.assert_allclose(np.sum(fractions, axis=0), 1.0 - np.exp(-thickness * mu / parallax), rtol=1e-13)
+    first = np.exp(0.0) - np.exp(-thickness / layers * mu / parallax)
+    np.testing.assert_allclose(fractions[0], first, rtol=1e-13)
+
+
+def test_water_background_formula():
+    """I_bg = F_water^2 r_e^2 fluence size^3 1e6 N_A / 18 with nanoBragg's constants."""
+    fluence, size = 1.25932015286227e29, 50e-6
+    expected = 2.57 ** 2 * 7.94079248018965e-30 * fluence * size ** 3 * 1e6 * 6.02214179e23 / 18.0
+    assert physics.water_background(fluence, size) == pytest.approx(expected, rel=1e-14)
+    assert physics.water_background(fluence, 2 * size) == pytest.approx(8 * expected, rel=1e-14)
+    assert physics.water_background(fluence, 0.0) == 0.0
+
+
+# --- structure factors -------------------------------------------------------------------------
+
+def _table(backend, values: np.ndarray, mins, default_F):
+    dims = values.shape
+    maxs = tuple(lo + n - 1 for lo, n in zip(mins, dims))
+    flat = values.reshape(-1)
+    return dict(F=arr(backend, flat), F_sq=arr(backend, flat ** 2), dims=dims, mins=tuple(mins), maxs=maxs,
+                default_F=default_F)
+
+
+def _grid_values():
+    h, k, l = np.meshgrid(np.arange(-2, 3), np.arange(0, 4), np.arange(-1, 2), indexing="ij")
+    return 100.0 * h + 10.0 * k + l + 1000.0  # unique per (h, k, l)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_structure_factor_nearest_in_range(backend, squared):
+    table = _table(backend, _grid_values(), (-2, 0, -1), 7.0)
+    hkl = np.array([[-2, 2, 0, 1], [0, 3, 1, 2], [-1, 1, 0, -1]], dtype=float)
+    expected = 100.0 * hkl[0] + 10.0 * hkl[1] + hkl[2] + 1000.0
+    result = physics.structure_factor_nearest(arr(backend, hkl), table, squared=squared)
+    np.testing.assert_array_equal(host(backend, result), expected ** 2 if squared else expected)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_structure_factor_nearest_out_of_range_gives_default(backend, squared):
+    table = _table(backend, _grid_values(), (-2, 0, -1), 7.0)
+    hkl = np.array([[1, 3, -3, 0, 0], [2, 0, 0, 4, 1], [0, 0, 0, 0, 2]], dtype=float)  # 2nd..5th outside
+    result = host(backend, physics.structure_factor_nearest(arr(backend, hkl), table, squared=squared))
+    inside = 100.0 * 1 + 10.0 * 2 + 0 + 1000.0
+    expected = [inside, 7.0, 7.0, 7.0, 7.0]
+    np.testing.assert_array_equal(result, np.square(expected) if squared else expected)
+
+
+def test_structure_factor_without_table_is_default_F(backend):
+    hkl = arr(backend, np.zeros((3, 2, 3)))
+    table = dict(F=None, default_F=12.5)
+    result = physics.structure_factor_nearest(hkl, table)
+    assert tuple(result.shape) == (2, 3)
+    np.testing.assert_array_equal(host(backend, result), np.full((2, 3), 12.5))
+    np.testing.assert_array_equal(host(backend, physics.structure_factor_nearest(hkl, table, squared=True)), 156.25)
+
+
+def _cubic(h, k, l):
+    """A polynomial of degree <= 3 in each index: tricubic Lagrange interpolation is exact for it."""
+    return 3.0 + 0.5 * h - 0.25 * k * k + 0.02 * l ** 3 + 0.01 * h ** 3 * k * l ** 2 - 0.3 * h * k
+
+
+def test_tricubic_reproduces_cubic_polynomial(backend):
+    mins, maxs = (-3, -2, -4), (5, 4, 3)
+    axes = [np.arange(lo, hi + 1, dtype=float) for lo, hi in zip(mins, maxs)]
+    grid = _cubic(*np.meshgrid(*axes, indexing="ij"))
+    table = _table(backend, grid, mins, 0.0)
+    rng = np.random.default_rng(7)
+    # inside the region where the whole 4x4x4 neighbourhood is on the grid
+    points = np.stack([rng.uniform(lo + 2, hi - 2, 200) for lo, hi in zip(mins, maxs)])
+    hkl = arr(backend, points)
+    assert not np.any(host(backend, physics.interpolation_out_of_range(hkl, table)))
+    result = host(backend, physics.structure_factor_tricubic(hkl, table))
+    np.testing.assert_allclose(result, _cubic(*points), rtol=1e-11, atol=1e-11)
+
+
+def test_interpolation_out_of_range_edges(backend):
+    table = _table(backend, np.zeros((9, 9, 9)), (-3, -3, -3), 0.0)
+    # valid h: -1 <= h <= 3 (neighbourhood floor(h)-1 .. floor(h)+2 on -3..5)
+    h = np.array([-1.0, 3.0, -1.01, 3.01, 0.0, 0.0])
+    k = np.array([0.0, 0.0, 0.0, 0.0, 3.5, 0.0])
+    l = np.array([0.0, 0.0, 0.0, 0.0, 0.0, -1.5])
+    out = host(backend, physics.interpolation_out_of_range(arr(backend, np.stack([h, k, l])), table))
+    np.testing.assert_array_equal(out.astype(bool), [False, False, True, True, True, True])
