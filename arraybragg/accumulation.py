@@ -139,8 +139,16 @@ class Renderer:
         grid = sf.grid
         self.table = dict(default_F=sf.default_F, F=None)
         if grid is not None and grid.count > 0:
-            self.table.update(F=asarray(grid.F.reshape(-1)), F_sq=asarray(grid.F.reshape(-1) ** 2), dims=tuple(grid.F.shape),
-                              mins=(grid.h_min, grid.k_min, grid.l_min), maxs=(grid.h_max, grid.k_max, grid.l_max))
+            dims = tuple(grid.F.shape)
+            mins = (grid.h_min, grid.k_min, grid.l_min)
+            strides = (dims[1] * dims[2], dims[2], 1)
+            self.table.update(F=asarray(grid.F.reshape(-1)), F_sq=asarray(grid.F.reshape(-1) ** 2), dims=dims,
+                              mins=mins, maxs=(grid.h_max, grid.k_max, grid.l_max),
+                              strides=asarray(np.array([strides], dtype=np.float64)),
+                              origin=float(np.dot(strides, mins)))
+        # |h| <= |cell vector| |q|: per-chunk bounds on the indices from the longest rotated vectors
+        rows = np.asarray(steady).T.reshape(self.n_orient, 3, 3)
+        self.cell_lengths = np.linalg.norm(rows, axis=2).max(axis=0)
         self.interpolation = _Interpolation(sf.interpolate and self.table["F"] is not None)
         self.I_bg = physics.water_background(b.fluence, sim.sampling.water_size)
         smp = sim.sampling
@@ -242,18 +250,28 @@ class Renderer:
         if smp.water_size == 0.0 and (self.ordered_accumulation or self.interpolation.enabled):
             nonzero = latt_sq != 0
             reached = nonzero if reached is None else reached & nonzero
-        terms = xp.astype(self._structure_factors_sq(hkl, nearest, reached), self.lattice_dtype, copy=False)
+        terms = xp.astype(self._structure_factors_sq(hkl, nearest, reached, scattering), self.lattice_dtype,
+                          copy=False)
         terms *= latt_sq
         if keep is not None:
             terms = xp.where(reached, terms, xp.zeros_like(terms))
         return terms, reached
 
-    def _structure_factors_sq(self, hkl, nearest_hkl, reached):
+    def _index_bound(self, scattering):
+        """Upper bounds on |h|, |k|, |l| (plus rounding) for these scattering vectors (N, 3)."""
+        xp = self.xp
+        if scattering.shape[0] == 0:
+            return None
+        q_max = math.sqrt(float(xp.max(physics.dot(scattering, scattering))))
+        return [float(length) * q_max * (1 + 1e-12) + 1.0 for length in self.cell_lengths]
+
+    def _structure_factors_sq(self, hkl, nearest_hkl, reached, scattering):
         """F_cell^2 per evaluation: tricubic until nanoBragg's first out-of-range neighbourhood, then nearest."""
         xp = self.xp
         interp = self.interpolation
         if not interp.enabled:
-            return physics.structure_factor_nearest(nearest_hkl, self.table, squared=True)
+            return physics.structure_factor_nearest(nearest_hkl, self.table, squared=True,
+                                                    index_bound=self._index_bound(scattering))
         nearest = physics.structure_factor_nearest(nearest_hkl, self.table)
         unsafe = physics.interpolation_out_of_range(hkl, self.table)             # (K, N)
         bad = unsafe if reached is None else unsafe & reached

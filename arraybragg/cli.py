@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from . import flags, outputs, smv
+from . import flags, outputs, smv, trace
 from .errors import InputError
 from .accumulation import Renderer
 from .setup import RTD, build_simulation
@@ -55,6 +55,8 @@ def run(argv: Sequence[str], out=sys.stdout, err=sys.stderr) -> int:
                         tile_pixels=settings.tile_pixels)
     show_progress = settings.progress_meter and err.isatty() and not settings.printout
     result = renderer.render(progress=_progress_printer(err) if show_progress else None)
+    for line in trace.report_lines(settings, sim, result.image):
+        log(line)
     for line in result.log:
         log(line)
     stats = result.stats

@@ -149,12 +149,15 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
     return xp.astype(amp * amp, lattice_dtype)
 
 
-def structure_factor_nearest(hkl_nearest, table, squared: bool = False):
+def structure_factor_nearest(hkl_nearest, table, squared: bool = False, index_bound=None):
     """F_cell (or F_cell^2) at integer indices ``hkl_nearest`` (3, ...); default_F outside the table.
 
     ``table``: dict with ``F`` and ``F_sq`` (flat float64 arrays of the
     (h,k,l) grid), ``dims`` (grid extents incl. padding), ``mins``, ``maxs``
-    (index ranges) and ``default_F``; ``F`` is None without a table.
+    (index ranges), ``strides`` (a (1, 3) float64 array of the flat-index
+    strides) and ``default_F``; ``F`` is None without a table.
+    ``index_bound``: optional known bounds (3 floats) on |h|, |k|, |l|; when they
+    fit inside the table the per-element range tests are skipped.
     """
     xp = array_namespace(hkl_nearest)
     default = table["default_F"] ** 2 if squared else table["default_F"]
@@ -163,17 +166,20 @@ def structure_factor_nearest(hkl_nearest, table, squared: bool = False):
     values_table = table["F_sq"] if squared else table["F"]
     mins, maxs, dims = table["mins"], table["maxs"], table["dims"]
     flat_hkl = xp.reshape(hkl_nearest, (3, -1))
-    lows, highs = xp.min(flat_hkl, axis=1), xp.max(flat_hkl, axis=1)
-    all_inside = flat_hkl.shape[1] == 0 or all(
-        float(lows[i]) >= mins[i] and float(highs[i]) <= maxs[i] for i in range(3))
-    h, k, l = (hkl_nearest[i, ...] for i in range(3))
-    if all_inside:  # the usual case: no per-element range tests
-        flat = ((h - mins[0]) * dims[1] + (k - mins[1])) * dims[2] + (l - mins[2])
+    if index_bound is not None and all(-b >= lo and b <= hi for b, lo, hi in zip(index_bound, mins, maxs)):
+        all_inside = True
+    else:
+        lows, highs = xp.min(flat_hkl, axis=1), xp.max(flat_hkl, axis=1)
+        all_inside = flat_hkl.shape[1] == 0 or all(
+            float(lows[i]) >= mins[i] and float(highs[i]) <= maxs[i] for i in range(3))
+    if all_inside:  # the usual case: one exact integer dot product gives the flat index
+        flat = table["strides"] @ flat_hkl - table["origin"]
         values = xp.take(values_table, xp.reshape(xp.astype(flat, xp.int64), (-1,)))
-        return xp.reshape(values, flat.shape)
+        return xp.reshape(values, hkl_nearest.shape[1:])
     inside = None
     flat = None
-    for component, lo, hi, dim in zip((h, k, l), mins, maxs, dims):
+    for axis, (lo, hi, dim) in enumerate(zip(mins, maxs, dims)):
+        component = hkl_nearest[axis, ...]
         ok = (component >= lo) & (component <= hi)
         inside = ok if inside is None else inside & ok
         offset = xp.where(ok, component - lo, xp.zeros_like(component))

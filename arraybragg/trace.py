@@ -1,0 +1,620 @@
+"""Pixel traces (``-trace_pixel S F``) and nanoBragg's ``-printout``: one pixel walked by hand.
+
+The renderer evaluates whole tiles as arrays; a trace instead walks ONE pixel
+through nanoBragg's loops in their order (sensor layer -> subpixel -> source
+-> phi -> mosaic domain) with host float64 scalars, printing the quantities
+the instrumented C program prints (``TRACE_C``) as ``TRACE_PY`` lines with
+the same names, units, order and ``%.15g`` formatting, so that
+``arraybragg-trace-diff`` can compare them field by field.  It uses the C's
+unreduced, signed ``sincg`` so that F_latt_a/b/c carry the C's signs.
+
+A walk also reproduces nanoBragg's loop-carried state: the per-pixel caches
+of solid angle, capture fraction and polarization, the spindle orientation
+carried over to phi = 0 steps (``--c-parity``), and the tricubic switch that
+turns off for good at the first out-of-range neighbourhood.  Nothing here runs
+unless -trace_pixel or -printout is given; the render itself is untouched.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import physics
+from .accumulation import Renderer
+from .geometry import rotate_axis, rotate_xyz, unit
+from .models import Simulation
+from .setup import CONVENTIONS, DBL_MIN, RTD
+
+Emit = Optional[Callable[[str], None]]
+
+
+def _g(value) -> str:
+    return "%.15g" % float(value)
+
+
+def _vec(values) -> str:
+    return " ".join(_g(v) for v in values)
+
+
+def _dot(u, v) -> float:
+    """Dot product summed left to right, like the C."""
+    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
+
+
+def _matvec(m, v) -> tuple:
+    """Rows of a 3x3 matrix dotted with v (nanoBragg's rotate_umat)."""
+    return tuple(_dot(m[i], v) for i in range(3))
+
+
+# ------------------------------------------------------------------------------ setup-time lines
+
+
+def _matrix(m) -> str:
+    return "[" + "; ".join(" ".join(_g(x) for x in row) for row in m) + "]"
+
+
+def _rotation_matrices(rotx: float, roty: float, rotz: float):
+    """Rx, Ry, Rz and R_total = Rz Ry Rx of the detector rotations (radians)."""
+    cx, sx, cy, sy, cz, sz = (math.cos(rotx), math.sin(rotx), math.cos(roty), math.sin(roty),
+                              math.cos(rotz), math.sin(rotz))
+    Rx = np.array([[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]])
+    Ry = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+    Rz = np.array([[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]])
+    return Rx, Ry, Rz, Rz @ (Ry @ Rx)
+
+
+@dataclass
+class _DetectorStart:
+    """Detector quantities before the pivot, re-derived from Settings as setup does."""
+
+    convention: str
+    pivot: str
+    beam: np.ndarray
+    fdet: np.ndarray            # unit axes before any rotation
+    sdet: np.ndarray
+    odet: np.ndarray
+    twotheta_axis: np.ndarray
+    Fclose: float               # m, sample-pivot origin terms
+    Sclose: float
+    Fbeam: float                # m, beam-pivot origin terms
+    Sbeam: float
+    ratio: float
+    close_distance: float
+    distance: float
+    user_pix0: bool
+
+
+def _detector_start(s, sim: Simulation) -> _DetectorStart:
+    d = sim.detector
+    px = d.pixel_size
+    convention = s.beam_convention
+    vectors = dict(beam=s.beam_vector, fdet=s.fdet_vector, sdet=s.sdet_vector, odet=s.odet_vector,
+                   twotheta=s.twotheta_axis)
+    pivot = s.detector_pivot
+    if convention in CONVENTIONS:
+        vectors = {k: CONVENTIONS[convention][k] for k in vectors}
+        pivot = CONVENTIONS[convention]["pivot"]
+    Fclose = (s.ORGX - 0.5) * px if not math.isnan(s.ORGX) else d.detsize_f / 2.0
+    Sclose = (s.ORGY - 0.5) * px if not math.isnan(s.ORGY) else d.detsize_s / 2.0
+    if convention == "ADXV":
+        Fbeam, Sbeam = d.Xbeam, d.detsize_s - d.Ybeam
+    elif convention in ("MOSFLM", "DENZO"):
+        shift = 0.5 * px if convention == "MOSFLM" else 0.0
+        Fbeam, Sbeam = d.Ybeam + shift, d.Xbeam + shift
+    else:
+        Fbeam, Sbeam = d.Xbeam, d.Ybeam
+        if convention == "CUSTOM":
+            Fclose, Sclose = d.Xbeam, d.Ybeam
+    beam, fdet, sdet = (unit(vectors[k])[0] for k in ("beam", "fdet", "sdet"))
+    odet, odet_norm = unit(vectors["odet"])
+    if odet_norm != 1.0:
+        odet = unit(np.cross(fdet, sdet))[0]
+    ratio = float(beam @ rotate_xyz(odet, s.detector_rotx, s.detector_roty, s.detector_rotz))
+    if ratio == 0.0:
+        ratio = DBL_MIN
+    close = abs(ratio * s.distance) if math.isnan(s.close_distance) else s.close_distance
+    return _DetectorStart(convention, pivot, beam, fdet, sdet, odet, np.asarray(vectors["twotheta"], dtype=float),
+                          Fclose, Sclose, Fbeam, Sbeam, ratio, close, close / ratio,
+                          s.pix0_vector is not None and not s.c_parity)
+
+
+def setup_trace_lines(s, sim: Simulation) -> list[str]:
+    """The detector-setup lines of the instrumented C (``TRACE_PY:name=value``), in its order.
+
+    Intermediates are re-derived from the Settings ``s``; the final axes and
+    origin are the engine's own (``sim.detector``).  The C's beam-pivot block
+    names the MOSFLM convention and MOSFLM's initial axes whatever the
+    convention, and lists the final axes as "after_rotz": reproduced as is,
+    with the real convention, pivot and initial axes added as *_selected.
+    """
+    d = sim.detector
+    start = _detector_start(s, sim)
+    rot = (s.detector_rotx, s.detector_roty, s.detector_rotz)
+    lines = []
+    put = lambda name, text: lines.append("TRACE_PY:%s=%s" % (name, text))
+    angles = "rotx:%s roty:%s rotz:%s twotheta:%s" % tuple(_g(a) for a in (*rot, s.detector_twotheta))
+    pixel_mm = _g(d.pixel_size * 1000.0)
+    sample_pivot = start.pivot == "SAMPLE" and not start.user_pix0
+    if sample_pivot:
+        put("detector_convention", start.convention)
+        put("angles_rad", angles)
+        put("beam_center_m", "Xclose:%s Yclose:%s pixel_mm:%s" % (_g(d.Xclose / 1000.0), _g(d.Yclose / 1000.0),
+                                                                  pixel_mm))
+        for name, v in (("initial_fdet", start.fdet), ("initial_sdet", start.sdet), ("initial_odet", start.odet)):
+            put(name, _vec(v))
+        for name, value in (("Fclose_m", start.Fclose), ("Sclose_m", start.Sclose),
+                            ("close_distance_m", start.close_distance), ("ratio", start.ratio),
+                            ("distance_m", start.distance)):
+            put(name, _g(value))
+        terms = (-start.Fclose * start.fdet, -start.Sclose * start.sdet, start.close_distance * start.odet)
+        for name, v in zip(("term_fast_before_rot", "term_slow_before_rot", "term_close_before_rot"), terms):
+            put(name, _vec(v))
+        pix0 = terms[0] + terms[1] + terms[2]
+        put("pix0_before_rotation", _vec(pix0))
+        put("pix0_after_rotz", _vec(rotate_xyz(pix0, *rot)))
+        put("pix0_after_twotheta", _vec(d.pix0))
+    for name, v in (("fdet", start.fdet), ("sdet", start.sdet), ("odet", start.odet)):
+        put(name + "_after_rotz", _vec(rotate_xyz(v, *rot)))
+    put("twotheta_axis", _vec(start.twotheta_axis))
+    final = (("fdet", d.fdet), ("sdet", d.sdet), ("odet", d.odet))
+    for name, v in final:
+        put(name + "_after_twotheta", _vec(v))
+    if start.pivot == "BEAM" and not start.user_pix0:
+        put("detector_convention", "MOSFLM")
+        put("convention_selected", start.convention)
+        put("pivot_selected", start.pivot)
+        put("angles_rad", angles)
+        put("beam_center_m", "X:%s Y:%s pixel_mm:%s" % (_g(d.Xbeam / 1000.0), _g(d.Ybeam / 1000.0), pixel_mm))
+        for name, fixed, real in (("fdet", (0, 0, 1), start.fdet), ("sdet", (0, -1, 0), start.sdet),
+                                  ("odet", (1, 0, 0), start.odet)):
+            put("initial_" + name, _vec(fixed))
+            put("initial_%s_selected" % name, _vec(real))
+        for name, m in zip(("Rx", "Ry", "Rz", "R_total"), _rotation_matrices(*rot)):
+            put(name, _matrix(m))
+        for name, v in final:
+            put(name + "_after_rotz", _vec(v))
+        put("twotheta_axis", _vec(start.twotheta_axis))
+        for name, v in final:
+            put(name + "_after_twotheta", _vec(v))
+        put("convention_mapping", "Fbeam\u2190Ybeam_mm(+0.5px),Sbeam\u2190Xbeam_mm(+0.5px),beam_vec=[1 0 0]")
+        put("Fbeam_m", _g(start.Fbeam))
+        put("Sbeam_m", _g(start.Sbeam))
+        put("distance_m", _g(start.distance))
+        put("term_fast", _vec(-start.Fbeam * d.fdet))
+        put("term_slow", _vec(-start.Sbeam * d.sdet))
+        put("term_beam", _vec(start.distance * start.beam))
+        put("pix0_vector", _vec(d.pix0))
+    elif start.user_pix0:
+        put("pix0_vector", _vec(d.pix0))
+    return lines
+
+
+# ------------------------------------------------------------------------------------ the walk
+
+
+@dataclass
+class PixelWalk:
+    """One pixel's result and the loop variables as nanoBragg leaves them after its last iteration."""
+
+    fast: int
+    slow: int
+    I: float                    # accumulated F^2 sum (photons/sr before scaling)
+    I_pre_polar: float          # the same sum with polarization never applied
+    pixel_value: float          # I scaled to photons (the C's ``test``), float64
+    polar: float
+    omega: float
+    capture: float
+    stol: float                 # 1/m, last source evaluated
+    pixel_pos: tuple            # m, last subpixel
+    incident: tuple
+    diffracted: tuple
+    hkl: tuple                  # last evaluated fractional indices
+    hkl0: tuple
+    F_cell: float
+    F_latt: float
+    cell: tuple                 # last rotated a, b, c (m)
+
+
+@dataclass
+class _PixelState:
+    """What nanoBragg keeps per pixel while walking it (its caches and running sums)."""
+
+    I: float
+    I_pre_polar: float
+    polar: float
+    omega: float = 0.0
+    capture: float = 0.0
+    pos: tuple = (0.0, 0.0, 0.0)
+    diffracted: tuple = (0.0, 0.0, 0.0)
+    incident: tuple = (0.0, 0.0, 0.0)
+
+
+class PixelWalker:
+    """Walks pixels through nanoBragg's loops in C order, carrying the C's loop state between them.
+
+    ``interpolate``: whether tricubic interpolation is still on when the walk
+    starts; ``spindle_cell``: the spindle-rotated cell (a, b, c) a phi = 0 step
+    reuses in --c-parity mode (None: the unrotated cell).
+    """
+
+    def __init__(self, sim: Simulation, interpolate: bool, spindle_cell=None):
+        self.sim = sim
+        c, g, sf = sim.crystal, sim.goniometer, sim.structure_factors
+        self.cell0 = tuple(tuple(float(x) for x in v) for v in (c.a, c.b, c.c))
+        self.spindle_cell = spindle_cell or self.cell0
+        self.interpolate = interpolate
+        self.umats = [tuple(tuple(float(x) for x in row) for row in u)
+                      for u in (g.mosaic_umats if g.mosaic_spread > 0.0 else g.mosaic_umats[:1])]
+        self.reciprocal = tuple(tuple(float(x) for x in v) for v in (c.a_star, c.b_star, c.c_star))
+        grid = sf.grid
+        self.grid = grid if grid is not None and grid.count > 0 else None
+        self.table = None
+        if self.grid is not None:
+            self.table = dict(F=grid.F.reshape(-1), dims=tuple(grid.F.shape),
+                              mins=(grid.h_min, grid.k_min, grid.l_min), maxs=(grid.h_max, grid.k_max, grid.l_max))
+        self.I_bg = physics.water_background(sim.beam.fluence, sim.sampling.water_size)
+        # loop variables that outlive a pixel in the C (printed by -printout)
+        self.last = dict(stol=0.0, hkl=(0.0, 0.0, 0.0), hkl0=(0, 0, 0), F_cell=0.0, F_latt=0.0, cell=self.cell0)
+
+    # ------------------------------------------------------------------ physics of one evaluation
+    def _spindle_rotation(self, phi: float):
+        """Cell after the spindle rotation for this phi step, with the C's carry-over in --c-parity mode."""
+        if phi != 0.0:
+            axis = self.sim.goniometer.spindle
+            self.spindle_cell = tuple(tuple(float(x) for x in rotate_axis(v, axis, phi)) for v in self.cell0)
+        elif not self.sim.c_parity:
+            self.spindle_cell = self.cell0
+        return self.spindle_cell
+
+    def _lattice(self, hkl, hkl0):
+        """(F_latt, (F_latt_a, F_latt_b, F_latt_c)); the factors are None for shapes other than SQUARE."""
+        c = self.sim.crystal
+        N = (c.Na, c.Nb, c.Nc)
+        if c.shape == "SQUARE":
+            parts = [1.0, 1.0, 1.0]
+            F_latt = 1.0
+            for i in range(3):
+                if N[i] > 1:
+                    parts[i] = float(physics.sincg(np.asarray(math.pi * hkl[i]), N[i]))
+                    F_latt *= parts[i]
+            return F_latt, tuple(parts)
+        volume = N[0] * N[1] * N[2]
+        delta = [hkl[i] - hkl0[i] for i in range(3)]
+        if c.shape == "ROUND":
+            hrad_sq = (delta[0] * delta[0] * N[0] * N[0] + delta[1] * delta[1] * N[1] * N[1]
+                       + delta[2] * delta[2] * N[2] * N[2])
+            x = math.pi * math.sqrt(hrad_sq * c.fudge)
+            return volume * physics.ROUND_SCALE * float(physics.sinc3(np.asarray(x))), None
+        a_s, b_s, c_s = self.reciprocal
+        dstar = [delta[0] * a_s[i] + delta[1] * b_s[i] + delta[2] * c_s[i] for i in range(3)]
+        rad_star_sq = _dot(dstar, dstar) * N[0] * N[0] * N[1] * N[1] * N[2] * N[2]
+        if c.shape == "GAUSS":
+            return volume * math.exp(-(rad_star_sq / 0.63 * c.fudge)), None
+        return volume * float(rad_star_sq * c.fudge < 0.3969), None
+
+    def _structure_factor(self, hkl, hkl0) -> float:
+        """F_cell: tricubic while it is on (off for good at the first out-of-range point), else nearest."""
+        point = np.asarray(hkl, dtype=np.float64)
+        if self.interpolate and bool(physics.interpolation_out_of_range(point, self.table)):
+            self.interpolate = False
+        if self.interpolate:
+            return float(physics.structure_factor_tricubic(point.reshape(3, 1), self.table)[0])
+        grid = self.grid
+        if grid is not None and all(lo <= i <= hi for i, lo, hi in zip(
+                hkl0, (grid.h_min, grid.k_min, grid.l_min), (grid.h_max, grid.k_max, grid.l_max))):
+            return float(grid.F[hkl0[0] - grid.h_min, hkl0[1] - grid.k_min, hkl0[2] - grid.l_min])
+        return self.sim.structure_factors.default_F
+
+    def _subpixel_geometry(self, fast, slow, layer, subS, subF):
+        """(pixel position, airpath, unit diffracted vector) of one subpixel in one sensor layer."""
+        d, o = self.sim.detector, self.sim.sampling.oversample
+        subpixel = d.pixel_size / o
+        Fdet = subpixel * (fast * o + subF) + subpixel / 2.0
+        Sdet = subpixel * (slow * o + subS) + subpixel / 2.0
+        Odet = layer * d.thickstep
+        pos = tuple(float(Fdet * d.fdet[i] + Sdet * d.sdet[i] + Odet * d.odet[i] + d.pix0[i]) for i in range(3))
+        if d.curved:
+            swung = rotate_axis(d.distance * d.beam_vector, d.sdet, pos[1] / d.distance)
+            pos = tuple(float(x) for x in rotate_axis(swung, d.fdet, pos[2] / d.distance))
+        airpath = math.sqrt(_dot(pos, pos))
+        return pos, airpath, tuple(x / airpath for x in pos)
+
+    # ------------------------------------------------------------------ the loops
+    def walk(self, fast: int, slow: int, emit: Emit = None) -> PixelWalk:
+        """Accumulate one pixel as nanoBragg does; ``emit`` receives its TRACE_PY lines."""
+        sim = self.sim
+        d, smp = sim.detector, sim.sampling
+        state = _PixelState(I=self.I_bg, I_pre_polar=self.I_bg, polar=1.0 if sim.beam.nopolar else 0.0)
+        for layer in range(d.thicksteps):
+            state.capture = 1.0 if d.thickness == 0.0 else 0.0
+            for subS in range(smp.oversample):
+                for subF in range(smp.oversample):
+                    self._subpixel(state, fast, slow, layer, subS, subF, emit)
+        value = physics.R_E_SQR * sim.beam.fluence * state.I / sim.steps
+        if not smp.oversample_thick:
+            value *= state.capture
+        if not smp.oversample_polar:
+            value *= state.polar
+        if not smp.oversample_omega:
+            value *= state.omega
+        last = self.last
+        return PixelWalk(fast=fast, slow=slow, I=state.I, I_pre_polar=state.I_pre_polar, pixel_value=value,
+                         polar=state.polar, omega=state.omega, capture=state.capture, stol=last["stol"],
+                         pixel_pos=state.pos, incident=state.incident, diffracted=state.diffracted,
+                         hkl=last["hkl"], hkl0=last["hkl0"], F_cell=last["F_cell"], F_latt=last["F_latt"],
+                         cell=last["cell"])
+
+    def _subpixel(self, state: _PixelState, fast, slow, layer, subS, subF, emit: Emit):
+        """One subpixel of one sensor layer: cached solid angle and capture fraction, then every source."""
+        d, smp, b = self.sim.detector, self.sim.sampling, self.sim.beam
+        state.pos, airpath, state.diffracted = self._subpixel_geometry(fast, slow, layer, subS, subF)
+        if state.omega == 0.0 or smp.oversample_omega:
+            state.omega = (1.0 / airpath / airpath if d.point_pixel
+                           else d.pixel_size * d.pixel_size / airpath / airpath * d.close_distance / airpath)
+        if state.capture == 0.0 or smp.oversample_thick:
+            parallax = np.asarray(_dot(state.diffracted, d.odet))
+            state.capture = float(physics.capture_fraction(parallax, layer, d.thickstep, d.mu))
+        for source in range(len(b.wavelengths)):
+            state.incident = tuple(-float(x) for x in b.directions[source])
+            lam = float(b.wavelengths[source])
+            scattering = tuple((state.diffracted[i] - state.incident[i]) / lam for i in range(3))
+            if emit is not None and source == 0:
+                for name, value in (("pix0_vector_meters", d.pix0), ("fdet_vec", d.fdet), ("sdet_vec", d.sdet),
+                                    ("pixel_pos_meters", state.pos), ("R_distance_meters", [airpath]),
+                                    ("omega_pixel_sr", [state.omega]), ("close_distance_meters", [d.close_distance]),
+                                    ("obliquity_factor", [d.close_distance / airpath]),
+                                    ("diffracted_vec", state.diffracted), ("incident_vec", state.incident),
+                                    ("lambda_meters", [lam]), ("lambda_angstroms", [lam * 1e10]),
+                                    ("scattering_vec_A_inv", scattering)):
+                    emit("TRACE_PY: %s %s" % (name, _vec(value)))
+            stol = 0.5 * math.sqrt(_dot(scattering, scattering))
+            self.last["stol"] = stol
+            if smp.dmin > 0.0 and stol > 0.0 and smp.dmin > 0.5 / stol:
+                continue
+            if state.polar == 0.0 or smp.oversample_polar:
+                state.polar = float(physics.polarization_factor(
+                    np.asarray([state.incident]), np.asarray([state.diffracted]),
+                    np.asarray(b.polar_vector, dtype=np.float64), b.polarization)[0])
+            g = self.sim.goniometer
+            for phi_tic in range(g.phisteps):
+                phi = g.phi0 + g.phistep * phi_tic
+                spindle_cell = self._spindle_rotation(phi)
+                for mos, umat in enumerate(self.umats):
+                    cell = tuple(_matvec(umat, v) for v in spindle_cell) if g.mosaic_spread > 0.0 else spindle_cell
+                    traced = emit if mos == 0 and source in (0, 2) else None
+                    self._evaluate(state, cell, scattering, lam, phi_tic, phi, source, traced)
+
+    def _evaluate(self, state: _PixelState, cell, scattering, lam, phi_tic, phi, source, emit: Emit):
+        """One (phi step, mosaic domain): Miller indices, F_latt, F_cell and the running sum."""
+        smp = self.sim.sampling
+        hkl = tuple(_dot(v, scattering) for v in cell)
+        hkl0 = tuple(int(math.ceil(x - 0.5)) for x in hkl)
+        self.last.update(hkl=hkl, hkl0=hkl0, cell=cell)
+        main = emit is not None and source == 0       # the C traces source 0 (and checks source 2)
+        first_step = main and phi_tic == 0
+        if first_step:
+            for name, v in zip(("rot_a_angstroms", "rot_b_angstroms", "rot_c_angstroms"), cell):
+                emit("TRACE_PY: %s %s" % (name, _vec([x * 1e10 for x in v])))
+            for name, v in zip(("rot_a_star_A_inv", "rot_b_star_A_inv", "rot_c_star_A_inv"), self.reciprocal):
+                emit("TRACE_PY: %s %s" % (name, _vec(v)))
+            emit("TRACE_PY: hkl_frac %s" % _vec(hkl))
+            emit("TRACE_PY: hkl_rounded %d %d %d" % hkl0)
+        F_latt, parts = self._lattice(hkl, hkl0)
+        self.last["F_latt"] = F_latt
+        square = parts is not None
+        if first_step and square:
+            for name, value in zip(("F_latt_a", "F_latt_b", "F_latt_c"), parts):
+                emit("TRACE_PY: %s %s" % (name, _g(value)))
+            emit("TRACE_PY: F_latt %s" % _g(F_latt))
+        reached = not (F_latt == 0.0 and smp.water_size == 0.0)
+        F_cell = self._structure_factor(hkl, hkl0) if reached else math.nan   # nan: the C skips it
+        if main:
+            lattice_b = " F_latt_b=%s" % _g(parts[1]) if square else ""
+            emit("TRACE_PY_PHI phi_tic=%d phi_deg=%s k_frac=%s%s F_latt=%s F_cell=%s"
+                 % (phi_tic, _g(phi * RTD), _g(hkl[1]), lattice_b, _g(F_latt), _g(F_cell)))
+        if not reached:
+            return
+        self.last["F_cell"] = F_cell
+        if first_step:
+            emit("TRACE_PY: F_cell %s" % _g(F_cell))
+        if emit is not None and source == 2 and phi_tic == 0:
+            _emit_source2(emit, F_cell, F_latt, state, lam)
+        term = F_cell * F_cell * F_latt * F_latt
+        state.I += term
+        state.I_pre_polar += term
+        if smp.oversample_thick:
+            state.I *= state.capture
+            state.I_pre_polar *= state.capture
+        if smp.oversample_polar:
+            state.I *= state.polar
+        if smp.oversample_omega:
+            state.I *= state.omega
+            state.I_pre_polar *= state.omega
+
+
+def _emit_source2(emit, F_cell, F_latt, state: _PixelState, lam):
+    """The C's check of the third source (index 2) at phi step 0, mosaic domain 0."""
+    for name, value in (("F_cell", F_cell), ("F_latt", F_latt), ("F_cell_squared", F_cell * F_cell),
+                        ("F_latt_squared", F_latt * F_latt), ("I_contribution", F_cell * F_cell * F_latt * F_latt),
+                        ("polar", state.polar), ("cos2theta", _dot(state.incident, state.diffracted)),
+                        ("lambda_angstroms", lam * 1e10)):
+        emit("TRACE_PY_SOURCE2: %s %s" % (name, _g(value)))
+    emit("TRACE_PY_SOURCE2: source_index 2")
+
+
+# ------------------------------------------------------------------------------ entry state
+
+
+def _rendered_indices(sim: Simulation) -> np.ndarray:
+    d = sim.detector
+    return np.flatnonzero(sim.sampling.rendered(d.spixels, d.fpixels))
+
+
+def _within_dmin_anywhere(sim: Simulation, pixel_indices: np.ndarray) -> bool:
+    """Whether any (layer, subpixel, source) of these pixels passes the -dmin cut (vectorised)."""
+    d, smp, b = sim.detector, sim.sampling, sim.beam
+    o = smp.oversample
+    subpixel = d.pixel_size / o
+    sub = np.arange(o)
+    fast = (pixel_indices % d.fpixels)[:, None, None, None]
+    slow = (pixel_indices // d.fpixels)[:, None, None, None]
+    Fdet = subpixel * (fast * o + sub[None, None, None, :]) + subpixel / 2.0       # (P, 1, subS, subF)
+    Sdet = subpixel * (slow * o + sub[None, None, :, None]) + subpixel / 2.0
+    Odet = (np.arange(d.thicksteps) * d.thickstep)[None, :, None, None]            # (1, T, 1, 1)
+    pos = (Fdet[..., None] * d.fdet + Sdet[..., None] * d.sdet + Odet[..., None] * d.odet + d.pix0)
+    if d.curved:
+        start = np.broadcast_to(d.distance * d.beam_vector, pos.shape)
+        swung = physics.rotate_about_axis(start, d.sdet, pos[..., 1] / d.distance)
+        pos = physics.rotate_about_axis(swung, d.fdet, pos[..., 2] / d.distance)
+    diffracted = pos / physics.norm(pos)[..., None]
+    scattering = (diffracted[..., None, :] + b.directions) / b.wavelengths[:, None]
+    stol = 0.5 * physics.norm(scattering)
+    with np.errstate(divide="ignore"):
+        skipped = (stol > 0.0) & (smp.dmin > 0.5 / stol)
+    return not bool(skipped.all())
+
+
+def _phi_loop_ran_before(sim: Simulation, flat_index: int) -> bool:
+    """Whether the render ran any phi loop before this pixel (evaluations cut by -dmin run none)."""
+    indices = _rendered_indices(sim)
+    earlier = indices[indices < flat_index]
+    if sim.sampling.dmin <= 0.0:
+        return len(earlier) > 0
+    return any(_within_dmin_anywhere(sim, earlier[i:i + 1024]) for i in range(0, len(earlier), 1024))
+
+
+def _carried_spindle_cell(sim: Simulation, flat_index: int):
+    """The spindle-rotated cell a --c-parity render carries into a pixel: the rotation of the last phi
+    step != 0 (every completed phi loop ends with it), or none before the render's first phi loop."""
+    g = sim.goniometer
+    if not sim.c_parity:
+        return None
+    nonzero = [phi for phi in (g.phi0 + g.phistep * t for t in range(g.phisteps)) if phi != 0.0]
+    if not nonzero or not _phi_loop_ran_before(sim, flat_index):
+        return None
+    c = sim.crystal
+    return tuple(tuple(float(x) for x in rotate_axis(v, g.spindle, nonzero[-1])) for v in (c.a, c.b, c.c))
+
+
+def _interpolation_on_entry(sim: Simulation, flat_index: int) -> bool:
+    """Whether tricubic interpolation is still on when the render reaches this pixel.
+
+    nanoBragg switches it off for good at the first out-of-range point in raster
+    order, so the state depends on every earlier pixel: render those (NumPy,
+    float64) and ask the renderer.
+    """
+    sf = sim.structure_factors
+    if not (sf.interpolate and sf.grid is not None and sf.grid.count > 0):
+        return False
+    d = sim.detector
+    before = sim.sampling.rendered(d.spixels, d.fpixels).reshape(-1).copy()
+    before[flat_index:] = False
+    if not before.any():
+        return True
+    prefix = replace(sim, sampling=replace(sim.sampling, mask=before.reshape(d.shape).astype(np.uint8)))
+    renderer = Renderer(prefix, backend="numpy", policy="float64", threads=1)
+    renderer.render()
+    return renderer.interpolation.enabled
+
+
+def walker_at(sim: Simulation, fast: int, slow: int) -> Optional[PixelWalker]:
+    """A walker in the state the render is in when it reaches pixel (fast, slow); None if not rendered."""
+    d = sim.detector
+    if not (0 <= fast < d.fpixels and 0 <= slow < d.spixels):
+        return None
+    flat = slow * d.fpixels + fast
+    if not sim.sampling.rendered(d.spixels, d.fpixels)[slow, fast]:
+        return None
+    return PixelWalker(sim, _interpolation_on_entry(sim, flat), _carried_spindle_cell(sim, flat))
+
+
+# ------------------------------------------------------------------------------ reports
+
+
+def pixel_trace_lines(sim: Simulation, slow: int, fast: int, image: Optional[np.ndarray] = None) -> list[str]:
+    """TRACE_PY lines for one pixel (per subpixel, per phi step, final scaling).
+
+    ``image``: the rendered float image, whose value is reported as
+    floatimage_accumulated (else the walk's own value rounded to float32).
+    """
+    lines = ["TRACE_CONFIG: tracing pixel (spixel=%d, fpixel=%d)" % (slow, fast)]
+    walker = walker_at(sim, fast, slow)
+    if walker is None:
+        lines.append("TRACE_CONFIG: pixel not rendered (outside the detector or ROI, or masked)")
+        return lines
+    result = walker.walk(fast, slow, emit=lines.append)
+    smp = sim.sampling
+    stored = float(np.float32(result.pixel_value)) if image is None else float(image[slow, fast])
+    post_polar = result.I if smp.oversample_polar else result.I * result.polar
+    for name, value in (("I_before_scaling", result.I), ("I_before_scaling_pre_polar", result.I_pre_polar),
+                        ("I_before_scaling_post_polar", post_polar), ("r_e_meters", math.sqrt(physics.R_E_SQR)),
+                        ("r_e_sqr", physics.R_E_SQR), ("fluence_photons_per_m2", sim.beam.fluence)):
+        lines.append("TRACE_PY: %s %s" % (name, _g(value)))
+    for name, value in (("steps", sim.steps), ("oversample_thick", smp.oversample_thick),
+                        ("oversample_polar", smp.oversample_polar), ("oversample_omega", smp.oversample_omega)):
+        lines.append("TRACE_PY: %s %d" % (name, int(value)))
+    for name, value in (("capture_fraction", result.capture), ("polar", result.polar), ("omega_pixel", result.omega),
+                        ("cos_2theta", _dot(result.incident, result.diffracted)),
+                        ("I_pixel_final", result.pixel_value), ("floatimage_accumulated", stored)):
+        lines.append("TRACE_PY: %s %s" % (name, _g(value)))
+    return lines
+
+
+def _printout_block(sim: Simulation, w: PixelWalk, stored: float) -> list[str]:
+    """nanoBragg's -printout lines for one pixel (values of the last loop iteration, as the C)."""
+    x, y, z = w.pixel_pos
+    twotheta = math.atan2(math.sqrt(y * y + z * z), x)
+    a, b, c = w.cell
+    nominal_stol = math.sin(twotheta / 2.0) / (sim.beam.lambda0 * 1e10)   # 1/Angstrom, beam along lab x
+    lines = ["%4d %4d : stol = %g or %g" % (w.fast, w.slow, w.stol, nominal_stol),
+             "at %g %g %g" % w.pixel_pos,
+             "hkl= %f %f %f  hkl0= %d %d %d" % (*w.hkl, *w.hkl0),
+             " F_cell=%g  F_latt=%g   I = %g" % (w.F_cell, w.F_latt, w.I),
+             "I/steps %15.10g" % (w.I / sim.steps),
+             "polar   %15.10g" % w.polar,
+             "omega   %15.10g" % w.omega,
+             "capfrac %15.10g" % w.capture,
+             "pixel   %15.10g" % stored,
+             "real-space cell vectors (Angstrom):",
+             "     %-10s  %-10s  %-10s" % ("a", "b", "c")]
+    for axis, label in enumerate("XYZ"):
+        lines.append("%s: %11.8f %11.8f %11.8f" % (label, a[axis] * 1e10, b[axis] * 1e10, c[axis] * 1e10))
+    return lines
+
+
+def printout_lines(sim: Simulation, fast: int, slow: int, image: Optional[np.ndarray] = None) -> list[str]:
+    """-printout (every rendered pixel when ``fast`` < 0, as the C) or -printout_pixel F S.
+
+    A value the pixel never sets (F_cell when every F_latt is 0, hkl when -dmin
+    cuts everything) is, in the C, left over from earlier pixels: every-pixel
+    printouts carry it the same way, a single pixel reports 0.
+    """
+    d = sim.detector
+    stored = lambda w: float(np.float32(w.pixel_value)) if image is None else float(image[w.slow, w.fast])
+    if fast >= 0:
+        walker = walker_at(sim, fast, slow)
+        if walker is None:
+            return []
+        walk = walker.walk(fast, slow)
+        return _printout_block(sim, walk, stored(walk))
+    walker = PixelWalker(sim, _interpolation_on_entry(sim, 0), None)
+    lines = []
+    for flat in _rendered_indices(sim):
+        walk = walker.walk(int(flat % d.fpixels), int(flat // d.fpixels))
+        lines.extend(_printout_block(sim, walk, stored(walk)))
+    return lines
+
+
+def report_lines(settings, sim: Simulation, image: Optional[np.ndarray] = None) -> list[str]:
+    """Everything -trace_pixel and -printout print (empty without them)."""
+    lines = []
+    if settings.trace_pixel is not None:
+        slow, fast = settings.trace_pixel
+        lines += setup_trace_lines(settings, sim)
+        lines += pixel_trace_lines(sim, slow, fast, image)
+    if settings.printout:
+        lines += printout_lines(sim, settings.printout_fpixel, settings.printout_spixel, image)
+    return lines
