@@ -139,13 +139,8 @@ class Renderer:
         grid = sf.grid
         self.table = dict(default_F=sf.default_F, F=None)
         if grid is not None and grid.count > 0:
-            dims = tuple(grid.F.shape)
-            mins = (grid.h_min, grid.k_min, grid.l_min)
-            strides = (dims[1] * dims[2], dims[2], 1)
-            self.table.update(F=asarray(grid.F.reshape(-1)), F_sq=asarray(grid.F.reshape(-1) ** 2), dims=dims,
-                              mins=mins, maxs=(grid.h_max, grid.k_max, grid.l_max),
-                              strides=asarray(np.array([strides], dtype=np.float64)),
-                              origin=float(np.dot(strides, mins)))
+            self.table = physics.structure_factor_table(asarray(grid.F), (grid.h_min, grid.k_min, grid.l_min),
+                                                        (grid.h_max, grid.k_max, grid.l_max), sf.default_F)
         # |h| <= |cell vector| |q|: per-chunk bounds on the indices from the longest rotated vectors
         rows = np.asarray(steady).T.reshape(self.n_orient, 3, 3)
         self.cell_lengths = np.linalg.norm(rows, axis=2).max(axis=0)

@@ -149,13 +149,27 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
     return xp.astype(amp * amp, lattice_dtype)
 
 
+def structure_factor_table(F_grid, mins, maxs, default_F: float):
+    """The lookup table the structure-factor functions take.
+
+    ``F_grid``: (h, k, l) grid of amplitudes (any namespace, float64), index
+    ``mins`` at its origin; ``maxs``: the largest valid indices (the grid may
+    carry padding beyond them, as nanoBragg's does).
+    """
+    xp = array_namespace(F_grid)
+    dims = tuple(int(n) for n in F_grid.shape)
+    strides = (dims[1] * dims[2], dims[2], 1)
+    flat = xp.reshape(F_grid, (-1,))
+    return dict(F=flat, F_sq=flat * flat, dims=dims, mins=tuple(mins), maxs=tuple(maxs), default_F=default_F,
+                strides=xp.asarray([[float(v) for v in strides]], dtype=F_grid.dtype),
+                origin=float(sum(st * lo for st, lo in zip(strides, mins))))
+
+
 def structure_factor_nearest(hkl_nearest, table, squared: bool = False, index_bound=None):
     """F_cell (or F_cell^2) at integer indices ``hkl_nearest`` (3, ...); default_F outside the table.
 
-    ``table``: dict with ``F`` and ``F_sq`` (flat float64 arrays of the
-    (h,k,l) grid), ``dims`` (grid extents incl. padding), ``mins``, ``maxs``
-    (index ranges), ``strides`` (a (1, 3) float64 array of the flat-index
-    strides) and ``default_F``; ``F`` is None without a table.
+    ``table``: from ``structure_factor_table``, or dict(F=None, default_F=...)
+    when there is no grid.
     ``index_bound``: optional known bounds (3 floats) on |h|, |k|, |l|; when they
     fit inside the table the per-element range tests are skipped.
     """

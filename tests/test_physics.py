@@ -280,11 +280,8 @@ def test_water_background_formula():
 # --- structure factors -------------------------------------------------------------------------
 
 def _table(backend, values: np.ndarray, mins, default_F):
-    dims = values.shape
-    maxs = tuple(lo + n - 1 for lo, n in zip(mins, dims))
-    flat = values.reshape(-1)
-    return dict(F=arr(backend, flat), F_sq=arr(backend, flat ** 2), dims=dims, mins=tuple(mins), maxs=maxs,
-                default_F=default_F)
+    maxs = tuple(lo + n - 1 for lo, n in zip(mins, values.shape))
+    return physics.structure_factor_table(arr(backend, values), mins, maxs, default_F)
 
 
 def _grid_values():
