@@ -131,6 +131,7 @@ class Renderer:
         as_rows = lambda m: asarray(m.T.reshape(self.n_orient, 3, 3).transpose(1, 0, 2).reshape(-1, 3))
         self.orient_t = as_rows(steady)
         self.orient_first_t = None if first is None else as_rows(first)
+        self.evaluations_per_pixel = d.thicksteps * sim.sampling.oversample ** 2 * len(b.wavelengths)
         self.ordered_accumulation = bool(sim.sampling.oversample_thick or sim.sampling.oversample_polar
                                          or sim.sampling.oversample_omega)
         self.crystal_params = dict(N=(c.Na, c.Nb, c.Nc), shape=c.shape, fudge=c.fudge,
@@ -177,7 +178,9 @@ class Renderer:
             omega = 1.0 / airpath / airpath
         else:
             omega = d.pixel_size * d.pixel_size / airpath / airpath * d.close_distance / airpath
-        if d.thickness > 0.0:
+        if d.thickness > 0.0 or sim.sampling.oversample_thick:
+            # with -oversample_thick nanoBragg evaluates the layer formula even for a sensor of
+            # zero thickness, which gives 0: it renders an empty image, and so do we
             parallax = physics.dot(diffracted, self.odet)
             layers = [physics.capture_fraction(parallax[:, t, :], t, d.thickstep, d.mu) for t in range(d.thicksteps)]
             capture = xp.stack(layers, axis=1)
@@ -185,7 +188,30 @@ class Renderer:
             capture = xp.ones_like(omega)
         return diffracted, omega, capture
 
-    def _tile(self, pixel_index, first_in_render: bool):
+    def _scattering(self, pixel_index):
+        """Geometry of a tile: diffracted (P,T,S,3), omega, capture (P,T,S), scattering (P,T,S,Src,3) in 1/m."""
+        xp = self.xp
+        fpixels = self.sim.detector.fpixels
+        idx = self.backend.asarray(pixel_index, dtype=xp.int64)
+        diffracted, omega, capture = self._geometry(xp.astype(idx % fpixels, self.f64),
+                                                    xp.astype(idx // fpixels, self.f64))
+        scattering = (diffracted[:, :, :, None, :] - self.incident) / self.wavelengths[:, None]
+        return diffracted, omega, capture, scattering
+
+    def _resolution_cut(self, scattering):
+        """Flat (N,) mask of the (pixel, layer, subpixel, source) evaluations -dmin keeps, or None."""
+        xp, dmin = self.xp, self.sim.sampling.dmin
+        if dmin <= 0.0:
+            return None
+        stol = 0.5 * physics.norm(scattering)
+        positive = stol > 0.0
+        keep = ~(positive & (dmin > 0.5 / xp.where(positive, stol, xp.ones_like(stol))))
+        return xp.reshape(keep, (-1,))
+
+    def _kept_evaluations(self, pixel_index):
+        return self._resolution_cut(self._scattering(pixel_index)[3])
+
+    def _tile(self, pixel_index, first_column: Optional[int] = None):
         """Float64 photons for a tile of rendered pixels (flat indices, raster order).
 
         Evaluations are laid out as (K, N): K = phi x mosaic orientations,
@@ -193,24 +219,15 @@ class Renderer:
         (3, K, N) so that h, k and l are contiguous blocks.
         """
         xp, sim, smp = self.xp, self.sim, self.sim.sampling
-        fpixels = sim.detector.fpixels
-        idx = self.backend.asarray(pixel_index, dtype=xp.int64)
-        fast = xp.astype(idx % fpixels, self.f64)
-        slow = xp.astype(idx // fpixels, self.f64)
-        diffracted, omega, capture = self._geometry(fast, slow)
-        P, T, S = omega.shape
-        scattering = (diffracted[:, :, :, None, :] - self.incident) / self.wavelengths[:, None]   # (P,T,S,Src,3)
-        keep = None
-        if smp.dmin > 0.0:
-            stol = 0.5 * physics.norm(scattering)
-            keep = ~((stol > 0.0) & (smp.dmin > 0.5 / xp.where(stol > 0.0, stol, xp.ones_like(stol))))
-            keep = xp.reshape(keep, (-1,))
+        diffracted, omega, capture, scattering = self._scattering(pixel_index)
+        P = omega.shape[0]
+        keep = self._resolution_cut(scattering)
         polar_needed = not (sim.beam.nopolar and not smp.oversample_polar)
         polar = (physics.polarization_factor(self.incident, diffracted[:, :, :, None, :], self.polar_axis,
                                              sim.beam.polarization) if polar_needed else None)
         scattering = xp.reshape(scattering, (-1, 3))
         if self.ordered_accumulation or self.interpolation.enabled:
-            terms, reached = self._orientation_terms(scattering, keep, first_in_render)
+            terms, reached = self._orientation_terms(scattering, keep, first_column)
             I = self._accumulate_ordered(terms, reached, omega, capture, polar, P)
         else:
             # per-pixel geometry above is cheap per element but costs many small calls, so it runs
@@ -221,21 +238,25 @@ class Renderer:
             for start in range(0, N, chunk):
                 stop = min(start + chunk, N)  # the standard leaves out-of-bounds slice stops undefined
                 part_keep = None if keep is None else keep[start:stop]
-                terms, _ = self._orientation_terms(scattering[start:stop, :], part_keep,
-                                                   first_in_render and start == 0)
+                column = first_column - start if first_column is not None and start <= first_column < stop else None
+                terms, _ = self._orientation_terms(scattering[start:stop, :], part_keep, column)
                 sums.append(xp.sum(terms, axis=0))
             per_evaluation = sums[0] if len(sums) == 1 else xp.concat(sums)
             per_pixel = xp.sum(xp.reshape(per_evaluation, (P, -1)), axis=1)
             I = xp.astype(per_pixel, self.f64) + self.I_bg
         return self._final_scale(I, omega, capture, polar, keep), omega
 
-    def _orientation_terms(self, scattering, keep, first_in_render: bool):
-        """F_cell^2 F_latt^2 as (K, N) for N scattering vectors (N, 3), and the 'reached' mask or None."""
+    def _orientation_terms(self, scattering, keep, first_column: Optional[int]):
+        """F_cell^2 F_latt^2 as (K, N) for N scattering vectors (N, 3), and the 'reached' mask or None.
+
+        ``first_column``: the evaluation that is nanoBragg's first source loop of the render, which
+        sees the unrotated cell at phi == 0 in --c-parity mode.
+        """
         xp, smp = self.xp, self.sim.sampling
         K, N = self.n_orient, scattering.shape[0]
         hkl = xp.reshape(self.orient_t @ xp.permute_dims(scattering, (1, 0)), (3, K, N))
-        if first_in_render and self.orient_first_t is not None:
-            hkl[:, :, 0] = xp.reshape(self.orient_first_t @ scattering[0, :], (3, K))
+        if first_column is not None:
+            hkl[:, :, first_column] = xp.reshape(self.orient_first_t @ scattering[first_column, :], (3, K))
         nearest = physics.nearest_index(hkl)
         latt_sq = physics.lattice_factor_sq(hkl, nearest, self.crystal_params, self.lattice_dtype,
                                             self.policy.exact_sin)
@@ -360,8 +381,8 @@ class Renderer:
         indices = np.flatnonzero(rendered)
         image = np.zeros(d.spixels * d.fpixels, dtype=np.float32)
         step = self.tile_pixels()
-        ranges = [(number, first, min(first + step, len(indices)))
-                  for number, first in enumerate(range(0, len(indices), step))]
+        first_loop = self._first_source_loop(indices, step)
+        ranges = [(first, min(first + step, len(indices)), first_loop) for first in range(0, len(indices), step)]
         omega_sum = 0.0
         done = 0
         for first, stop, values, tile_omega in self._run_tiles(indices, ranges):
@@ -380,10 +401,31 @@ class Renderer:
         stats = compute_stats(image, rendered, sim, omega_sum)
         return RenderResult(image=image, stats=stats, log=log, seconds=time.perf_counter() - start)
 
-    def _render_range(self, indices, number: int, first: int, stop: int):
+    def _first_source_loop(self, indices, step: int):
+        """(index into ``indices``, evaluation within that pixel) of nanoBragg's first executed source
+        loop, or None when the phi carry-over of --c-parity cannot matter.
+
+        Without -dmin that is the first rendered pixel's first evaluation; with it, the first one the
+        resolution cut keeps, found by a geometry-only scan in raster order.
+        """
+        if self.orient_first_t is None or len(indices) == 0:
+            return None
+        if self.sim.sampling.dmin <= 0.0:
+            return (0, 0)
+        for first in range(0, len(indices), step):
+            keep = self._kept_evaluations(indices[first:min(first + step, len(indices))])
+            if bool(self.xp.any(keep)):
+                position = int(self.xp.argmax(self.xp.astype(keep, self.xp.int8)))
+                return (first + position // self.evaluations_per_pixel, position % self.evaluations_per_pixel)
+        return None
+
+    def _render_range(self, indices, first: int, stop: int, first_loop):
         """One tile -> (first, stop, float32 host values, omega sum)."""
+        column = None
+        if first_loop is not None and first <= first_loop[0] < stop:
+            column = (first_loop[0] - first) * self.evaluations_per_pixel + first_loop[1]
         with self.backend.quiet():
-            values, omega = self._tile(indices[first:stop], first_in_render=(number == 0))
+            values, omega = self._tile(indices[first:stop], first_column=column)
             return (first, stop, self.backend.to_numpy(self.xp.astype(values, self.xp.float32)),
                     self._omega_total(omega))
 

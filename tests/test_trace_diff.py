@@ -197,3 +197,12 @@ def test_usage_and_file_errors_exit_2_with_one_line(tmp_path, capsys, make_args)
     assert captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1
     assert captured.err.startswith("arraybragg-trace-diff: error:")
+
+
+def test_trace_line_glued_to_a_warning_is_read():
+    from arraybragg.tools.trace_diff import parse_trace_lines
+
+    lines = ["WARNING: further warnings will not be printed! TRACE_C: F_cell 12.5",
+             "TRACE_C: F_cell 13"]
+    records = parse_trace_lines(lines)
+    assert [(r.name, r.occurrence, r.value) for r in records] == [("F_cell", 0, (12.5,)), ("F_cell", 1, (13.0,))]

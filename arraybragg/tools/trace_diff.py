@@ -36,9 +36,10 @@ DEFAULT_ATOL = 1e-12
 OK, DIFF, MISSING, EXTRA = "OK", "DIFF", "MISSING", "EXTRA"
 FAILING_STATUSES = (DIFF, MISSING)
 
-# ``TRACE_C`` / ``TRACE_PY`` with an optional upper-case channel (``_PHI``), then ':' or blank.
-# ``TRACE:`` and ``TRACE_CONFIG:`` do not match: they carry no comparable values.
-_TRACE_LINE = re.compile(r"^\s*TRACE_(?:C|PY)(?:_([A-Z0-9]+(?:_[A-Z0-9]+)*))?(?::|\s)(.*)$")
+# ``TRACE_C`` / ``TRACE_PY`` with an optional upper-case channel (``_PHI``), then ':' or blank,
+# at the start of a line or after white space: nanoBragg prints one warning without a newline, which
+# glues the next trace line onto it.  ``TRACE:`` and ``TRACE_CONFIG:`` carry no comparable values.
+_TRACE_LINE = re.compile(r"(?:^|(?<=\s))TRACE_(?:C|PY)(?:_([A-Z0-9]+(?:_[A-Z0-9]+)*))?(?::|\s)(.*)$")
 # A token that opens a key/value group: ``phi_tic=0``, ``rotx:0``, ``X:6e-06``.
 _KEY_TOKEN = re.compile(r"^([A-Za-z_]\w*)[=:](.*)$")
 _VALUE_WIDTH = 40
@@ -177,7 +178,7 @@ def parse_trace_lines(lines: Iterable[str]) -> list:
     records = []
     seen = Counter()
     for number, line in enumerate(lines, start=1):
-        match = _TRACE_LINE.match(line)
+        match = _TRACE_LINE.search(line)
         if not match:
             continue
         for group, key, value in _payload_entries(match.group(1), match.group(2).strip()):
