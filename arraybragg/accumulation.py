@@ -141,7 +141,8 @@ class Renderer:
         self.table = dict(default_F=sf.default_F, F=None)
         if grid is not None and grid.count > 0:
             self.table = physics.structure_factor_table(asarray(grid.F), (grid.h_min, grid.k_min, grid.l_min),
-                                                        (grid.h_max, grid.k_max, grid.l_max), sf.default_F)
+                                                        (grid.h_max, grid.k_max, grid.l_max), sf.default_F,
+                                                        squared_dtype=self.lattice_dtype)
         # |h| <= |cell vector| |q|: per-chunk bounds on the indices from the longest rotated vectors
         rows = np.asarray(steady).T.reshape(self.n_orient, 3, 3)
         self.cell_lengths = np.linalg.norm(rows, axis=2).max(axis=0)

@@ -69,19 +69,24 @@ def nearest_index(h):
     return xp.ceil(h - 0.5)
 
 
+def _grating_sines(d, N: float, polynomial: bool):
+    """(sin(pi e), sin(pi d)) with e = N d - round(N d): numerator and denominator of the grating."""
+    e = d * N
+    e -= round_half_even(e)
+    return sin_pi(e, polynomial), sin_pi(d, polynomial)
+
+
 def grating_amplitude(d, N: float, polynomial: bool):
     """sincg(pi h, N) = sin(N pi h) / sin(pi h), up to sign, from d = h - nearest integer.
 
     The reduction makes the ratio exact in any precision: sin(pi h) = +-sin(pi d)
     and sin(N pi h) = +-sin(pi e) with e = N d - round(N d).  The sign is
     dropped because intensities use F_latt^2.  At an exact lattice point
-    (d == 0) the result is NaN; ``lattice_factor_sq`` replaces it by the limit N.
+    (d == 0) the result is NaN; ``lattice_factor_sq`` uses the limit N there.
     """
-    e = d * N
-    e -= round_half_even(e)
-    ratio = sin_pi(e, polynomial)
-    ratio /= sin_pi(d, polynomial)
-    return ratio
+    numerator, denominator = _grating_sines(d, N, polynomial)
+    numerator /= denominator
+    return numerator
 
 
 def sincg(x, N: float):
@@ -112,26 +117,27 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
     shape = crystal_params["shape"]
     delta = hkl_frac - hkl_nearest
     if shape == "SQUARE":
-        result = None
-        for axis, N in enumerate((Na, Nb, Nc)):
-            if N <= 1:
-                continue
-            amp = grating_amplitude(xp.astype(delta[axis, ...], lattice_dtype, copy=False), N, polynomial)
-            if result is None:
-                result = amp
+        # one division for the three axes: prod sin(pi e) / prod sin(pi d)
+        numerator = denominator = None
+        axes = [(axis, N) for axis, N in enumerate((Na, Nb, Nc)) if N > 1]
+        for axis, N in axes:
+            top, bottom = _grating_sines(xp.astype(delta[axis, ...], lattice_dtype, copy=False), N, polynomial)
+            if numerator is None:
+                numerator, denominator = top, bottom
             else:
-                result *= amp
-        if result is None:
+                numerator *= top
+                denominator *= bottom
+        if numerator is None:
             return xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype)
-        if xp.any(xp.isnan(result)):  # 0/0 at exact lattice points: the limit of each ratio is N
-            result = xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype)
-            for axis, N in enumerate((Na, Nb, Nc)):
-                if N > 1:
-                    d = xp.astype(delta[axis, ...], lattice_dtype, copy=False)
-                    amp = grating_amplitude(d, N, polynomial)
-                    result *= xp.where(d == 0, xp.full_like(amp, N), amp)
-        result *= result
-        return result
+        if xp.any(denominator == 0):  # exact lattice points: the limit of each ratio is N
+            numerator = xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype)
+            for axis, N in axes:
+                d = xp.astype(delta[axis, ...], lattice_dtype, copy=False)
+                numerator *= xp.where(d == 0, xp.full_like(d, N), grating_amplitude(d, N, polynomial))
+        else:
+            numerator /= denominator
+        numerator *= numerator
+        return numerator
     volume = Na * Nb * Nc
     if shape == "ROUND":
         hrad_sq = (delta[0, ...] ** 2 * Na * Na + delta[1, ...] ** 2 * Nb * Nb + delta[2, ...] ** 2 * Nc * Nc)
@@ -149,18 +155,20 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
     return xp.astype(amp * amp, lattice_dtype)
 
 
-def structure_factor_table(F_grid, mins, maxs, default_F: float):
+def structure_factor_table(F_grid, mins, maxs, default_F: float, squared_dtype=None):
     """The lookup table the structure-factor functions take.
 
     ``F_grid``: (h, k, l) grid of amplitudes (any namespace, float64), index
     ``mins`` at its origin; ``maxs``: the largest valid indices (the grid may
-    carry padding beyond them, as nanoBragg's does).
+    carry padding beyond them, as nanoBragg's does).  F^2 is stored in
+    ``squared_dtype`` (default: that of F_grid), the precision it is used in.
     """
     xp = array_namespace(F_grid)
     dims = tuple(int(n) for n in F_grid.shape)
     strides = (dims[1] * dims[2], dims[2], 1)
     flat = xp.reshape(F_grid, (-1,))
-    return dict(F=flat, F_sq=flat * flat, dims=dims, mins=tuple(mins), maxs=tuple(maxs), default_F=default_F,
+    F_sq = flat * flat if squared_dtype is None else xp.astype(flat * flat, squared_dtype)
+    return dict(F=flat, F_sq=F_sq, dims=dims, mins=tuple(mins), maxs=tuple(maxs), default_F=default_F,
                 strides=xp.asarray([[float(v) for v in strides]], dtype=F_grid.dtype),
                 origin=float(sum(st * lo for st, lo in zip(strides, mins))))
 
