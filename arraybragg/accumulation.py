@@ -341,7 +341,7 @@ class Renderer:
 
     def _final_scale(self, I, omega, capture, polar, keep):
         """r_e^2 fluence I / steps times the 'last computed' factors nanoBragg applies at the end."""
-        xp, sim, smp = self.xp, self.sim, self.sim.sampling
+        sim, smp = self.sim, self.sim.sampling
         value = physics.R_E_SQR * sim.beam.fluence * I / sim.steps
         if not smp.oversample_thick:
             value = value * capture[:, -1, 0]

@@ -7,7 +7,6 @@ only places that know which library and which precision a render uses.
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,4 +91,3 @@ def get_policy(name: str = "float64") -> DtypePolicy:
     return policies[name]
 
 
-PI = math.pi

@@ -45,7 +45,7 @@ def require_backend(backend: str) -> None:
 
         cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        raise NotImplementedError(f"CuPy with a CUDA device is not available ({exc.__class__.__name__})")
+        raise NotImplementedError(f"CuPy with a CUDA device is not available ({exc.__class__.__name__})") from None
 
 
 @contextlib.contextmanager
