@@ -113,8 +113,8 @@ class Renderer:
         self.xp = xp
         self.threads = threads or default_threads()
         # elements per tile: cache-sized on the CPU, large on a GPU
-        self.tile_elements = 1 << 22 if self.backend.name == "cupy" else 1 << 15
-        self.geometry_batch = 1 if self.backend.name == "cupy" else 8
+        self.tile_elements = self.backend.tile_elements
+        self.geometry_batch = self.backend.geometry_batch
         self.fixed_tile_pixels = tile_pixels
         self.f64 = xp.float64
         self.lattice_dtype = self.policy.lattice_dtype(xp)
@@ -440,7 +440,7 @@ class Renderer:
         (nanoBragg switches it off at the first out-of-range point), and GPU
         backends parallelise inside each tile, so both run sequentially.
         """
-        parallel = (self.threads > 1 and len(ranges) > 1 and self.backend.name == "numpy"
+        parallel = (self.threads > 1 and len(ranges) > 1 and self.backend.host_workers
                     and not self.interpolation.enabled)
         if not parallel:
             for item in ranges:

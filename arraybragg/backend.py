@@ -6,7 +6,6 @@ only places that know which library and which precision a render uses.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +22,12 @@ class Backend:
 
     name: str
     xp: object
+    # Work per tile, in (pixel x orientation) evaluations: cache-sized on a CPU, large on a GPU.
+    tile_elements: int = 1 << 15
+    # Per-pixel geometry runs on this many tiles' worth of pixels at once (fewer small calls).
+    geometry_batch: int = 8
+    # Whether tiles may be spread over forked host worker processes (CPU arrays only).
+    host_workers: bool = True
 
     def asarray(self, values, dtype=None):
         """Host data (NumPy array, list, scalar) -> array of this backend."""
@@ -35,17 +40,17 @@ class Backend:
         return np.asarray(array)
 
     def quiet(self):
-        """Context that silences floating-point warnings (0/0 at exact lattice points is handled)."""
-        if self.name in ("numpy", "cupy"):
-            return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
-        return contextlib.nullcontext()
+        """Context that silences NumPy's floating-point warnings (0/0 at exact lattice points is
+        handled explicitly; array_api_strict computes with NumPy too; CuPy never warns)."""
+        return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
 
 
 def get_backend(name: str = "numpy") -> Backend:
     """Backend by name: 'numpy', 'cupy' or 'array_api_strict' (tests)."""
     if name == "numpy":
         import array_api_compat.numpy as xp
-    elif name == "cupy":
+        return Backend(name, xp)
+    if name == "cupy":
         try:
             import array_api_compat.cupy as xp
             import cupy
@@ -53,11 +58,11 @@ def get_backend(name: str = "numpy") -> Backend:
             cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:  # no CuPy or no CUDA device
             raise InputError(f"--backend cupy: CuPy with a CUDA device is not available ({exc.__class__.__name__})") from None
-    elif name == "array_api_strict":
+        return Backend(name, xp, tile_elements=1 << 22, geometry_batch=1, host_workers=False)
+    if name == "array_api_strict":
         import array_api_strict as xp
-    else:
-        raise InputError(f"--backend: unknown backend '{name}' (numpy, cupy)")
-    return Backend(name, xp)
+        return Backend(name, xp, host_workers=False)
+    raise InputError(f"--backend: unknown backend '{name}' (numpy, cupy)")
 
 
 @dataclass(frozen=True)
