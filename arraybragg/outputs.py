@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import secrets
 
 import numpy as np
 
@@ -41,7 +40,7 @@ def atomic_write(path, *chunks) -> None:
     """
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     handle = os.open(temporary, flags, 0o666)
     try:
