@@ -5,7 +5,7 @@ domain.  Here a tile of pixels is one array computation with those loops as
 array axes, in the same order, so C-order flattening reproduces the C's
 sequence wherever it matters (tricubic fallback, running products of the
 -oversample_* switches, phi carry-over in --c-parity mode).  Tiles bound the
-memory and run on a thread pool (NumPy releases the GIL).
+memory; with NumPy they run on forked worker processes (see ``_run_tiles``).
 """
 from __future__ import annotations
 
@@ -112,7 +112,6 @@ class Renderer:
         xp = self.backend.xp
         self.xp = xp
         self.threads = threads or default_threads()
-        # elements per tile: cache-sized on the CPU, large on a GPU
         self.tile_elements = self.backend.tile_elements
         self.geometry_batch = self.backend.geometry_batch
         self.fixed_tile_pixels = tile_pixels
@@ -120,7 +119,7 @@ class Renderer:
         self.lattice_dtype = self.policy.lattice_dtype(xp)
         d, b, c = sim.detector, sim.beam, sim.crystal
         asarray = lambda a: self.backend.asarray(np.asarray(a, dtype=np.float64), dtype=xp.float64)
-        self.pix0, self.fdet, self.sdet, self.odet = (asarray(v) for v in (d.pix0, d.fdet, d.sdet, d.odet))
+        self.fdet, self.sdet, self.odet = (asarray(v) for v in (d.fdet, d.sdet, d.odet))
         self.beam_vector = asarray(d.beam_vector)
         self.incident = asarray(-b.directions)                 # (Src, 3)
         self.wavelengths = asarray(b.wavelengths)              # (Src,)
