@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from array_api_compat import array_namespace
+import array_api_compat
 
 from .errors import InputError
 
@@ -45,9 +45,25 @@ class Backend:
         return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
 
 
+# NumPy 2.1+ implements the array API standard in its main namespace (astype(copy=), permute_dims,
+# concat, atan2, ...), so it is used directly: array_api_compat's NumPy wrapper costs ~0.17 s to
+# import (it probes every NumPy attribute, importing numpy.testing, f2py, ...) and a few
+# microseconds per call.  Older NumPy goes through the wrapper.
+_NUMPY_IS_STANDARD = tuple(int(part) for part in np.__version__.split(".")[:2]) >= (2, 1)
+
+
+def array_namespace(*arrays):
+    """The array-API namespace of ``arrays`` (array_api_compat's, or NumPy itself on NumPy 2.1+)."""
+    if _NUMPY_IS_STANDARD and all(isinstance(a, np.ndarray) for a in arrays):
+        return np
+    return array_api_compat.array_namespace(*arrays)
+
+
 def get_backend(name: str = "numpy") -> Backend:
     """Backend by name: 'numpy', 'cupy' or 'array_api_strict' (tests)."""
     if name == "numpy":
+        if _NUMPY_IS_STANDARD:
+            return Backend(name, np)
         import array_api_compat.numpy as xp
         return Backend(name, xp)
     if name == "cupy":

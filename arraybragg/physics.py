@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from array_api_compat import array_namespace
+from .backend import array_namespace
 
 R_E_SQR = 7.94079248018965e-30       # classical electron radius squared, m^2
 AVOGADRO = 6.02214179e23

@@ -103,7 +103,7 @@ def test_statistics_match_c_stdout(case, tmp_path):
 
 def test_backend_array_output_has_the_backend_type(tmp_path):
     import array_api_strict
-    from array_api_compat import array_namespace
+    from arraybragg.backend import array_namespace
 
     case = _case("geo_mosflm_default")
     link_inputs(tmp_path)

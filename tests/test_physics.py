@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from array_api_compat import array_namespace
+from arraybragg.backend import array_namespace
 
 from arraybragg import physics
 
