@@ -93,6 +93,33 @@ def orientation_matrices(sim: Simulation):
     return steady_m, (None if np.array_equal(first_m, steady_m) else first_m)
 
 
+class RenderedPixels:
+    """Flat indices (raster order) of the pixels inside the ROI and not masked, by position.
+
+    Without a mask the ROI rectangle gives them arithmetically, so a full frame needs no
+    multi-million-entry index array.
+    """
+
+    def __init__(self, sim: Simulation):
+        d, smp = sim.detector, sim.sampling
+        xmin, xmax, ymin, ymax = smp.roi
+        self.fpixels = d.fpixels
+        self.x0, self.y0 = max(xmin, 0), max(ymin, 0)
+        self.width = max(min(xmax, d.fpixels - 1) - self.x0 + 1, 0)
+        height = max(min(ymax, d.spixels - 1) - self.y0 + 1, 0)
+        self.explicit = None if smp.mask is None else np.flatnonzero(smp.rendered(d.spixels, d.fpixels))
+        self.count = self.width * height if self.explicit is None else len(self.explicit)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, positions: slice) -> np.ndarray:
+        if self.explicit is not None:
+            return self.explicit[positions]
+        k = np.arange(*positions.indices(self.count))
+        return (self.y0 + k // self.width) * self.fpixels + self.x0 + k % self.width
+
+
 class _Interpolation:
     """nanoBragg's tricubic switch: on until the first out-of-range neighbourhood, then off for good."""
 
@@ -377,8 +404,7 @@ class Renderer:
         start = time.perf_counter()
         sim = self.sim
         d = sim.detector
-        rendered = sim.sampling.rendered(d.spixels, d.fpixels)
-        indices = np.flatnonzero(rendered)
+        indices = RenderedPixels(sim)
         image = np.zeros(d.spixels * d.fpixels, dtype=np.float32)
         step = self.tile_pixels()
         first_loop = self._first_source_loop(indices, step)
@@ -386,11 +412,12 @@ class Renderer:
         omega_sum = 0.0
         done = 0
         for first, stop, values, tile_omega in self._run_tiles(indices, ranges):
-            lo, hi = int(indices[first]), int(indices[stop - 1])
+            pixels = indices[first:stop]
+            lo, hi = int(pixels[0]), int(pixels[-1])
             if hi - lo == stop - first - 1:  # a run of whole rows: plain slice, no gather
                 image[lo:hi + 1] = values
             else:
-                image[indices[first:stop]] = values
+                image[pixels] = values
             omega_sum += tile_omega
             done += stop - first
             if progress:
@@ -398,7 +425,7 @@ class Renderer:
         image = image.reshape(d.spixels, d.fpixels)
         log = [self.interpolation.warning, "WARNING: further warnings will not be printed! "] \
             if self.interpolation.warning else []
-        stats = compute_stats(image, rendered, sim, omega_sum)
+        stats = compute_stats(image, sim, omega_sum)
         return RenderResult(image=image, stats=stats, log=log, seconds=time.perf_counter() - start)
 
     def _first_source_loop(self, indices, step: int):
@@ -477,22 +504,23 @@ def _float64_sums(values: np.ndarray, center: float = 0.0, rows: int = 256) -> t
     return total, squares
 
 
-def compute_stats(image: np.ndarray, rendered: np.ndarray, sim: Simulation, omega_sum: float) -> RenderStats:
+def compute_stats(image: np.ndarray, sim: Simulation, omega_sum: float) -> RenderStats:
     """nanoBragg's statistics: max_I (first brightest pixel in raster order), mean and rms over
     rendered pixels, rmsd about that mean over the whole ROI (masked pixels included, as the C)."""
     d, smp = sim.detector, sim.sampling
     xmin, xmax, ymin, ymax = smp.roi
-    block = image[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1]
-    block_rendered = rendered[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1]
-    if smp.mask is not None:
-        values = block[block_rendered][None, :]
-    else:
-        values = block
+    rows, cols = slice(max(ymin, 0), ymax + 1), slice(max(xmin, 0), xmax + 1)
+    block = image[rows, cols]
+    block_rendered = None if smp.mask is None else smp.mask[rows, cols] != 0
+    values = block if block_rendered is None else block[block_rendered][None, :]
     n = values.size
     max_I = max_x = max_y = 0.0
     if n and float(values.max()) > 0.0:
         max_I = float(values.max())
-        block_index = int(np.flatnonzero((block == np.float32(max_I)) & block_rendered)[0])
+        brightest = block == np.float32(max_I)
+        if block_rendered is not None:
+            brightest &= block_rendered
+        block_index = int(np.argmax(brightest))
         fpixel = max(xmin, 0) + block_index % block.shape[1]
         spixel = max(ymin, 0) + block_index // block.shape[1]
         o = smp.oversample
