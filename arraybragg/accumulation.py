@@ -116,8 +116,17 @@ class RenderedPixels:
     def __getitem__(self, positions: slice) -> np.ndarray:
         if self.explicit is not None:
             return self.explicit[positions]
+        start = self.y0 * self.fpixels + self.x0
         k = np.arange(*positions.indices(self.count))
-        return (self.y0 + k // self.width) * self.fpixels + self.x0 + k % self.width
+        if self.width == self.fpixels:  # whole rows: one run of consecutive pixels
+            return start + k
+        return start + (k // self.width) * self.fpixels + k % self.width
+
+    def contiguous(self, first: int, stop: int) -> bool:
+        """Whether positions first..stop-1 are consecutive pixels (one slice of the image)."""
+        if self.explicit is not None:
+            return int(self.explicit[stop - 1]) - int(self.explicit[first]) == stop - first - 1
+        return self.width == self.fpixels or first // self.width == (stop - 1) // self.width
 
 
 class _Interpolation:
@@ -412,12 +421,11 @@ class Renderer:
         omega_sum = 0.0
         done = 0
         for first, stop, values, tile_omega in self._run_tiles(indices, ranges):
-            pixels = indices[first:stop]
-            lo, hi = int(pixels[0]), int(pixels[-1])
-            if hi - lo == stop - first - 1:  # a run of whole rows: plain slice, no gather
-                image[lo:hi + 1] = values
+            if indices.contiguous(first, stop):  # plain slice, no gather
+                lo = int(indices[first:first + 1][0])
+                image[lo:lo + stop - first] = values
             else:
-                image[pixels] = values
+                image[indices[first:stop]] = values
             omega_sum += tile_omega
             done += stop - first
             if progress:

@@ -425,3 +425,19 @@ def test_c_parity_carry_over_starts_at_the_first_loop_dmin_keeps(tmp_path, monke
     assert parity[0, 9] == fixed[0, 9]
     # ... while the next pixel already carries the last phi step's rotation under --c-parity
     assert abs(float(parity[0, 10]) - float(fixed[0, 10])) > 1e-3 * float(fixed[0, 10])
+
+
+@pytest.mark.parametrize("roi", ["", "-roi 3 9 2 6", "-roi 0 15 4 4", "-roi 5 40 -1 100"])
+@pytest.mark.parametrize("tile", [1, 5, 16, 1000])
+def test_rendered_pixels_match_the_roi_in_raster_order(roi, tile, tmp_path, monkeypatch):
+    from arraybragg.accumulation import RenderedPixels
+
+    monkeypatch.chdir(tmp_path)
+    sim = build_simulation(parse_args(f"-cell 100 100 100 90 90 90 -default_F 1 -detpixels 16 {roi}".split()))
+    pixels = RenderedPixels(sim)
+    expected = np.flatnonzero(sim.sampling.rendered(16, 16))
+    assert len(pixels) == expected.size
+    for first in range(0, len(pixels), tile):
+        stop = min(first + tile, len(pixels))
+        assert np.array_equal(pixels[first:stop], expected[first:stop])
+        assert pixels.contiguous(first, stop) == bool(np.all(np.diff(expected[first:stop]) == 1))
