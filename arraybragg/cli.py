@@ -5,7 +5,7 @@ import math
 import sys
 from typing import Optional, Sequence
 
-from . import flags, outputs, smv, trace
+from . import __version__, flags, outputs, smv, trace
 from .errors import InputError
 from .accumulation import Renderer
 from .setup import RTD, build_simulation
@@ -43,9 +43,15 @@ def smv_header_for(sim) -> smv.SMVHeader:
 
 def run(argv: Sequence[str], out=sys.stdout, err=sys.stderr) -> int:
     """Parse, render and write like nanoBragg; returns the exit status."""
-    settings = flags.parse_args(list(argv))
-    if getattr(settings, "show_help", False):
+    if not argv:  # like nanoBragg: no arguments, just the usage (and a failure status)
         out.write(flags.usage_text())
+        return 2
+    settings = flags.parse_args(list(argv))
+    if settings.show_help:
+        out.write(flags.usage_text())
+        return 0
+    if settings.show_version:
+        out.write("arraybragg %s\n" % __version__)
         return 0
     log = lambda line="": out.write(line + "\n")
     log("arraybragg: nanoBragg nanocrystal diffraction simulator on the array API")

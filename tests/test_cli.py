@@ -197,3 +197,13 @@ def test_backend_cupy_without_cupy_is_a_one_line_error(workdir, capsys):
     assert status == 2
     assert err.count("\n") == 1 and "--backend cupy" in err and "Traceback" not in err
     assert list(workdir.iterdir()) == []
+
+
+def test_version_and_bare_invocation(capsys):
+    from arraybragg import __version__
+    from arraybragg.cli import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"arraybragg {__version__}"
+    assert main([]) == 2  # nanoBragg prints its usage and fails without arguments
+    assert "-hkl" in capsys.readouterr().out
