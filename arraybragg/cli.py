@@ -41,8 +41,9 @@ def smv_header_for(sim) -> smv.SMVHeader:
         osc_range_deg=g.osc * RTD, twotheta_deg=d.twotheta * RTD)
 
 
-def run(argv: Sequence[str], out=sys.stdout, err=sys.stderr) -> int:
+def run(argv: Sequence[str], out=None, err=None) -> int:
     """Parse, render and write like nanoBragg; returns the exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
     if not argv:  # like nanoBragg: no arguments, just the usage (and a failure status)
         out.write(flags.usage_text())
         return 2
