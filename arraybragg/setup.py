@@ -125,7 +125,7 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
     roi = tuple(v if v >= 0 else d for v, d in
                 zip((s.roi_xmin, s.roi_xmax, s.roi_ymin, s.roi_ymax), (0, fpixels, 0, spixels)))
 
-    crystal, reciprocal_text = _build_crystal(s, log, sample_y, sample_z)
+    crystal = _build_crystal(s, log, sample_y, sample_z)
     oversample = s.oversample
     xtalsize_max = max(np.linalg.norm(crystal.a) * crystal.Na, np.linalg.norm(crystal.b) * crystal.Nb,
                        np.linalg.norm(crystal.c) * crystal.Nc)
@@ -330,17 +330,15 @@ def _build_crystal(s, log, sample_y, sample_z):
     a_star, b_star, c_star = np.cross(b, c) * V_star, np.cross(c, a) * V_star, np.cross(a, b) * V_star
     _log_cell(log, (a, b, c), (a_star, b_star, c_star), V_cell)
 
-    Na, Nb, Nc = float(s.Na), float(s.Nb), float(s.Nc)
     lengths = [np.linalg.norm(v) * 1e-10 for v in (a, b, c)]
-    for i, size in enumerate((s.sample_x, sample_y, sample_z)):
-        if size > 0:
-            value = math.ceil(size / lengths[i])
-            Na, Nb, Nc = [(value if j == i else n) for j, n in enumerate((Na, Nb, Nc))]
-    Na, Nb, Nc = (max(n, 1.0) for n in (Na, Nb, Nc))
+    # a crystal size (m) overrides the cell count along that axis; at least one cell each way
+    counts = [math.ceil(size / length) if size > 0 else float(n)
+              for size, length, n in zip((s.sample_x, sample_y, sample_z), lengths, (s.Na, s.Nb, s.Nc))]
+    Na, Nb, Nc = (max(float(n), 1.0) for n in counts)
     log("crystal is %g x %g x %g microns" % tuple(L * N * 1e6 for L, N in zip(lengths, (Na, Nb, Nc))))
     crystal = Crystal(a=a * 1e-10, b=b * 1e-10, c=c * 1e-10, a_star=a_star, b_star=b_star, c_star=c_star,
                       Na=Na, Nb=Nb, Nc=Nc, shape=s.xtal_shape, fudge=s.fudge, V_cell=V_cell)
-    return crystal, None
+    return crystal
 
 
 def _log_cell(log, real, recip, V_cell):
