@@ -16,6 +16,7 @@ from . import hkl, rng
 from .errors import InputError
 from .geometry import rotate_axis, rotate_xyz, unit
 from .models import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
+from .smv import c_atof
 
 RTD = 180.0 / math.pi
 DBL_MIN = 2.2250738585072014e-308
@@ -423,7 +424,7 @@ def _read_sources(path, beam_vector, source_distance, lambda0):
                 tokens = [t for t in _split_any(line, delimiters) if t]
                 if not tokens:
                     continue
-                values = [_atof(t) for t in tokens[:5]]
+                values = [c_atof(t) for t in tokens[:5]]
                 rows.append(values + [math.nan] * (5 - len(values)))
     except OSError:
         raise InputError(f"-sourcefile: cannot open '{path}'") from None
@@ -441,16 +442,6 @@ def _split_any(text, delimiters):
     for d in delimiters[1:]:
         text = text.replace(d, delimiters[0])
     return text.split()
-
-
-def _atof(token: str) -> float:
-    """C atof: the longest leading numeric prefix, 0.0 if none."""
-    for end in range(len(token), 0, -1):
-        try:
-            return float(token[:end])
-        except ValueError:
-            continue
-    return 0.0
 
 
 def _build_beam(s, log, detector, fluence) -> Beam:

@@ -178,7 +178,7 @@ _STRTOD_PREFIX = re.compile(
 )
 
 
-def _c_atof(text: str) -> float:
+def c_atof(text: str) -> float:
     """C ``atof``: the longest numeric prefix after leading whitespace, 0.0 if there is none."""
     match = _STRTOD_PREFIX.match(text)
     if match is None:
@@ -213,4 +213,4 @@ def header_value(header: str, key: str) -> float:
     equals = header.find("=", end)
     if equals < 0:
         return 0.0
-    return _c_atof(header[equals + 1:])
+    return c_atof(header[equals + 1:])
