@@ -9,7 +9,8 @@ import numpy as np
 def unit(v) -> tuple[np.ndarray, float]:
     """(v / |v|, |v|); a zero vector stays zero."""
     v = np.asarray(v, dtype=float)
-    norm = math.sqrt(float(v @ v))
+    x, y, z = (float(c) for c in v)
+    norm = math.sqrt(x * x + y * y + z * z)  # the C's order of summation: its "== 1.0" tests depend on it
     return (v / norm if norm != 0.0 else np.zeros(3)), norm
 
 
