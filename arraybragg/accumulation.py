@@ -28,6 +28,14 @@ from .models import Simulation
 _FORKED_WORK = None  # (Renderer, pixel indices) inherited by forked workers
 
 
+def _single_threaded_blas():
+    """Forked workers keep BLAS to one thread each: the workers already fill the cores, and
+    OpenBLAS threads in forked children were measured to spin against each other (5-25x slower
+    renders).  threadpoolctl does this portably for whichever BLAS NumPy loaded."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _render_forked_range(item):
     renderer, indices = _FORKED_WORK
     return renderer._render_range(indices, *item)
@@ -189,6 +197,42 @@ class Renderer:
         self.sub_f = asarray(np.tile(sub, o))                  # subpixel fast index, subS-major order
         self.sub_s = asarray(np.repeat(sub, o))
         self.odet_offsets = asarray(np.arange(d.thicksteps) * d.thickstep)
+        self.increments = self._increment_plan(steady)
+
+    def _increment_plan(self, steady):
+        """Matrices of the small-rotation path (``_increment_sums``), or None where it does not apply.
+
+        When the orientations of a render differ little (fine phi slicing, no mosaic spread), every
+        h is the index at a reference orientation, known exactly in float64, plus a small increment
+        that the lattice dtype holds to ~1e-7 of itself.  The phases of the grating then need no
+        float64 work per orientation, and where no h of an evaluation leaves the reference's
+        nearest integer, F_cell is looked up once for all orientations.  The path only pays while
+        few evaluations have an h that crosses a half-integer; ``excursion`` bounds the increments
+        per unit |q|, and each tile checks it against its own largest |q|.  It needs a sin that
+        takes any argument, hence a policy without the exact_sin polynomial.  Identical
+        orientations (in --c-parity mode a phi of 0 repeats another step's rotation) are evaluated
+        once and weighted.
+        """
+        sim, K = self.sim, self.n_orient
+        c = sim.crystal
+        if (self.policy.exact_sin or c.shape != "SQUARE" or K < 2 or self.ordered_accumulation
+                or self.interpolation.enabled):
+            return None
+        axes = np.asarray(steady).T.reshape(K, 3, 3)           # [orientation, axis, x/y/z]
+        axes, counts = np.unique(axes, axis=0, return_counts=True)
+        # the orientation closest to all others keeps the increments smallest
+        spread = np.linalg.norm(axes[:, None] - axes[None, :], axis=(2, 3)).max(axis=1)
+        reference = int(np.argmin(spread))
+        change = axes - axes[reference]
+        Ns = [float(N) for N in (c.Na, c.Nb, c.Nc)]
+        grating_axes = [i for i, N in enumerate(Ns) if N > 1]
+        matrix = math.pi * np.concatenate([change[:, i, :] for i in range(3)], axis=0)   # rows (axis, orientation)
+        as_dtype = lambda m: self.backend.asarray(np.asarray(m, dtype=np.float64), dtype=self.lattice_dtype)
+        weights = None if np.all(counts == 1) else as_dtype(counts[None, :])
+        return dict(matrix=as_dtype(matrix), orientations=len(axes), weights=weights,
+                    excursion=float(np.linalg.norm(change, axis=2).max(axis=0).sum()),
+                    grating_axes=grating_axes, N=[Ns[i] for i in grating_axes],
+                    reference=self.backend.asarray(axes[reference], dtype=self.f64))
 
     # ----------------------------------------------------------------- kernel
     def _geometry(self, fast, slow):
@@ -266,19 +310,12 @@ class Renderer:
             terms, reached = self._orientation_terms(scattering, keep, first_column)
             I = self._accumulate_ordered(terms, reached, omega, capture, polar, P)
         else:
-            # per-pixel geometry above is cheap per element but costs many small calls, so it runs
-            # on a larger batch; the per-orientation work runs on cache-sized chunks of it
-            N = scattering.shape[0]
-            chunk = max(1, self.tile_elements // self.n_orient)
-            sums = []
-            for start in range(0, N, chunk):
-                stop = min(start + chunk, N)  # the standard leaves out-of-bounds slice stops undefined
-                part_keep = None if keep is None else keep[start:stop]
-                column = first_column - start if first_column is not None and start <= first_column < stop else None
-                terms, _ = self._orientation_terms(scattering[start:stop, :], part_keep, column)
-                sums.append(xp.sum(terms, axis=0))
-            per_evaluation = sums[0] if len(sums) == 1 else xp.concat(sums)
-            per_pixel = xp.sum(xp.reshape(per_evaluation, (P, -1)), axis=1)
+            q_max = self._q_max(scattering)
+            if self.increments is not None and self.increments["excursion"] * q_max <= self._MAX_EXCURSION:
+                sums = self._increment_sums(scattering, keep, first_column, q_max)
+            else:
+                sums = self._direct_sums(scattering, keep, first_column)
+            per_pixel = xp.sum(xp.reshape(sums, (P, -1)), axis=1)
             I = xp.astype(per_pixel, self.f64) + self.I_bg
         return self._final_scale(I, omega, capture, polar, keep), omega
 
@@ -309,12 +346,98 @@ class Renderer:
             terms = xp.where(reached, terms, xp.zeros_like(terms))
         return terms, reached
 
-    def _index_bound(self, scattering):
-        """Upper bounds on |h|, |k|, |l| (plus rounding) for these scattering vectors (N, 3)."""
+    def _chunks(self, N: int):
+        """(start, stop) of cache-sized column ranges of the (K, N) per-orientation work.
+
+        The per-pixel geometry is cheap per element but costs many small calls, so it runs on a
+        tile of several chunks at once.
+        """
+        chunk = max(1, self.tile_elements // self.n_orient)
+        # the standard leaves out-of-bounds slice stops undefined, hence the min
+        return [(start, min(start + chunk, N)) for start in range(0, N, chunk)]
+
+    @staticmethod
+    def _local_column(column: Optional[int], start: int, stop: int) -> Optional[int]:
+        return column - start if column is not None and start <= column < stop else None
+
+    def _direct_sums(self, scattering, keep, first_column: Optional[int]):
+        """Sum over orientations of F_cell^2 F_latt^2 for scattering vectors (N, 3): (N,), lattice dtype."""
         xp = self.xp
+        sums = []
+        for start, stop in self._chunks(scattering.shape[0]):
+            terms, _ = self._orientation_terms(scattering[start:stop, :], None if keep is None else keep[start:stop],
+                                               self._local_column(first_column, start, stop))
+            sums.append(xp.sum(terms, axis=0))
+        return sums[0] if len(sums) == 1 else xp.concat(sums)
+
+    # evaluations whose h comes this close (in index units) to a half-integer go the direct way
+    _CROSSING_MARGIN = 1e-5
+
+    # the increment path is used while the increments of a tile stay within this many index
+    # units, summed over the three axes (so that at most about half its evaluations are redone)
+    _MAX_EXCURSION = 0.5
+
+    def _increment_sums(self, scattering, keep, first_column: Optional[int], q_max: float):
+        """``_direct_sums`` by the small-rotation path (see ``_increment_plan``).
+
+        Evaluations where some orientation's h leaves the reference's nearest integer, exact
+        lattice points and nanoBragg's first source loop (phi carry-over) are then redone by
+        ``_direct_sums``, all those of the tile together.
+        """
+        xp, plan, dtype = self.xp, self.increments, self.lattice_dtype
+        # per evaluation, once for the tile: indices at the reference orientation (exact, float64)
+        h_ref = plan["reference"] @ xp.permute_dims(scattering, (1, 0))   # (3, N)
+        nearest = physics.nearest_index(h_ref)
+        offsets = xp.astype((h_ref - nearest) * math.pi, dtype)           # phases pi (h - nearest)
+        # cast before transposing: a contiguous cast, and matmul takes the transposed view as is
+        q_t = xp.permute_dims(xp.astype(scattering, dtype), (1, 0))
+        parts, redo_parts = [], []
+        for start, stop in self._chunks(scattering.shape[0]):
+            latt_sum, redo = self._increment_chunk(q_t[:, start:stop], offsets[:, start:stop])
+            parts.append(latt_sum)
+            redo_parts.append(redo)
+        latt_sum = parts[0] if len(parts) == 1 else xp.concat(parts)
+        redo = redo_parts[0] if len(redo_parts) == 1 else xp.concat(redo_parts)
+        F_sq = physics.structure_factor_nearest(nearest, self.table, squared=True,
+                                                index_bound=self._index_bound(q_max))
+        sums = xp.astype(F_sq, dtype, copy=False) * latt_sum
+        redo = redo | ~xp.isfinite(sums)
+        if first_column is not None:
+            redo = redo | (xp.arange(redo.shape[0]) == first_column)
+        if keep is not None:
+            redo = redo & keep
+            sums = xp.where(keep, sums, xp.zeros_like(sums))
+        if bool(xp.any(redo)):
+            column = None
+            if first_column is not None:
+                column = int(xp.sum(xp.astype(redo[:first_column], xp.int32)))
+            sums[redo] = self._direct_sums(scattering[redo, :], None, column)
+        return sums
+
+    def _increment_chunk(self, q_t, offsets):
+        """Sum over orientations of F_latt^2 (N,) and whether an h leaves the reference's nearest
+        integer (N,) bool, for one cache-sized chunk: q_t (3, N) in 1/m, offsets (3, N) the
+        phases pi (h - nearest) at the reference orientation, both in the lattice dtype."""
+        xp, plan = self.xp, self.increments
+        K, N = plan["orientations"], q_t.shape[1]
+        phases = xp.reshape(plan["matrix"] @ q_t, (3, K, N))              # pi h modulo pi
+        phases += offsets[:, None, :]
+        edge = math.pi * (0.5 - self._CROSSING_MARGIN)
+        redo = xp.any((xp.min(phases, axis=1) < -edge) | (xp.max(phases, axis=1) > edge), axis=0)
+        if not plan["grating_axes"]:
+            return xp.full((N,), float(self.n_orient), dtype=phases.dtype), redo
+        latt_sq = physics.grating_sq_from_phases([phases[i, ...] for i in plan["grating_axes"]], plan["N"])
+        weights = plan["weights"]
+        return (xp.sum(latt_sq, axis=0) if weights is None else xp.reshape(weights @ latt_sq, (N,))), redo
+
+    def _q_max(self, scattering) -> float:
+        """Largest |q| (1/m) of scattering vectors (N, 3); 0 for none."""
         if scattering.shape[0] == 0:
-            return None
-        q_max = math.sqrt(float(xp.max(physics.dot(scattering, scattering))))
+            return 0.0
+        return math.sqrt(float(self.xp.max(physics.dot(scattering, scattering))))
+
+    def _index_bound(self, q_max: float):
+        """Upper bounds on |h|, |k|, |l| (plus rounding) for scattering vectors up to |q| = q_max."""
         return [float(length) * q_max * (1 + 1e-12) + 1.0 for length in self.cell_lengths]
 
     def _structure_factors_sq(self, hkl, nearest_hkl, reached, scattering):
@@ -323,7 +446,7 @@ class Renderer:
         interp = self.interpolation
         if not interp.enabled:
             return physics.structure_factor_nearest(nearest_hkl, self.table, squared=True,
-                                                    index_bound=self._index_bound(scattering))
+                                                    index_bound=self._index_bound(self._q_max(scattering)))
         nearest = physics.structure_factor_nearest(nearest_hkl, self.table)
         unsafe = physics.interpolation_out_of_range(hkl, self.table)             # (K, N)
         bad = unsafe if reached is None else unsafe & reached
@@ -484,7 +607,7 @@ class Renderer:
             global _FORKED_WORK
             _FORKED_WORK = (self, indices)
             try:
-                with multiprocessing.get_context("fork").Pool(self.threads) as pool:
+                with multiprocessing.get_context("fork").Pool(self.threads, initializer=_single_threaded_blas) as pool:
                     yield from pool.imap_unordered(_render_forked_range, ranges, chunksize=4)
             finally:
                 _FORKED_WORK = None

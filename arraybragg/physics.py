@@ -155,6 +155,30 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
     return xp.astype(amp * amp, lattice_dtype)
 
 
+def grating_sq_from_phases(phases, Ns):
+    """SQUARE-shape F_latt^2 = prod_i sin^2(N_i y_i) / sin^2(y_i) from phases y_i = pi h_i (radians).
+
+    ``phases``: equally shaped arrays, one per axis with N_i > 1 (integers), each
+    known only modulo pi, which the squares do not see.  Numerator and
+    denominator come from the same y_i, so that near a lattice point, where a
+    small y_i carries only an absolute error, their ratio stays exact.  Where
+    some sin(y_i) == 0 (an exact lattice point) the result is NaN;
+    ``lattice_factor_sq`` takes the limit there.
+    """
+    xp = array_namespace(phases[0])
+    numerator = denominator = None
+    for y, N in zip(phases, Ns):
+        top, bottom = xp.sin(y * N), xp.sin(y)
+        if numerator is None:
+            numerator, denominator = top, bottom
+        else:
+            numerator *= top
+            denominator *= bottom
+    numerator /= denominator
+    numerator *= numerator
+    return numerator
+
+
 def structure_factor_table(F_grid, mins, maxs, default_F: float, squared_dtype=None):
     """The lookup table the structure-factor functions take.
 
