@@ -37,8 +37,8 @@ def _single_threaded_blas():
 
 
 def _render_forked_range(item):
-    renderer, indices = _FORKED_WORK
-    return renderer._render_range(indices, *item)
+    renderer, indices, image = _FORKED_WORK
+    return renderer._render_range(indices, image, *item)
 
 
 def default_threads() -> int:
@@ -226,7 +226,10 @@ class Renderer:
         change = axes - axes[reference]
         Ns = [float(N) for N in (c.Na, c.Nb, c.Nc)]
         grating_axes = [i for i, N in enumerate(Ns) if N > 1]
-        matrix = math.pi * np.concatenate([change[:, i, :] for i in range(3)], axis=0)   # rows (axis, orientation)
+        # rows (axis, orientation) acting on (q_x, q_y, q_z, offset_h, offset_k, offset_l): the
+        # increment pi dh plus the reference's phase, added inside the one matrix product
+        increments = math.pi * np.concatenate([change[:, i, :] for i in range(3)], axis=0)
+        matrix = np.concatenate([increments, np.repeat(np.eye(3), len(axes), axis=0)], axis=1)
         as_dtype = lambda m: self.backend.asarray(np.asarray(m, dtype=np.float64), dtype=self.lattice_dtype)
         weights = None if np.all(counts == 1) else as_dtype(counts[None, :])
         return dict(matrix=as_dtype(matrix), orientations=len(axes), weights=weights,
@@ -236,7 +239,8 @@ class Renderer:
 
     # ----------------------------------------------------------------- kernel
     def _geometry(self, fast, slow):
-        """Per (pixel, layer, subpixel): unit diffracted vectors (P, T, S, 3), solid angle, capture fraction."""
+        """Per (pixel, layer, subpixel): unit diffracted vectors as three (P, T, S) components,
+        solid angle and capture fraction (P, T, S)."""
         xp, sim = self.xp, self.sim
         d, o = sim.detector, sim.sampling.oversample
         subpixel = d.pixel_size / o
@@ -253,7 +257,7 @@ class Renderer:
             stacked = physics.rotate_about_axis(swung, self.fdet, stacked[..., 2] / d.distance)
             pos = [stacked[..., i] for i in range(3)]
         airpath = xp.sqrt(pos[0] * pos[0] + pos[1] * pos[1] + pos[2] * pos[2])
-        diffracted = xp.stack([p / airpath for p in pos], axis=-1)
+        diffracted = [p / airpath for p in pos]
         if d.point_pixel:
             omega = 1.0 / airpath / airpath
         else:
@@ -261,7 +265,7 @@ class Renderer:
         if d.thickness > 0.0 or sim.sampling.oversample_thick:
             # with -oversample_thick nanoBragg evaluates the layer formula even for a sensor of
             # zero thickness, which gives 0: it renders an empty image, and so do we
-            parallax = physics.dot(diffracted, self.odet)
+            parallax = sum(component * float(d.odet[i]) for i, component in enumerate(diffracted))
             layers = [physics.capture_fraction(parallax[:, t, :], t, d.thickstep, d.mu) for t in range(d.thicksteps)]
             capture = xp.stack(layers, axis=1)
         else:
@@ -269,14 +273,19 @@ class Renderer:
         return diffracted, omega, capture
 
     def _scattering(self, pixel_index):
-        """Geometry of a tile: diffracted (P,T,S,3), omega, capture (P,T,S), scattering (P,T,S,Src,3) in 1/m."""
+        """Geometry of a tile: diffracted (P,T,S,3), omega, capture (P,T,S), scattering (P,T,S,Src,3) in 1/m.
+
+        The scattering vectors are a view of a component-major (3, P, T, S, Src) array: each
+        component is one contiguous block for the matrix products over all evaluations.
+        """
         xp = self.xp
         fpixels = self.sim.detector.fpixels
         idx = self.backend.asarray(pixel_index, dtype=xp.int64)
         diffracted, omega, capture = self._geometry(xp.astype(idx % fpixels, self.f64),
                                                     xp.astype(idx // fpixels, self.f64))
-        scattering = (diffracted[:, :, :, None, :] - self.incident) / self.wavelengths[:, None]
-        return diffracted, omega, capture, scattering
+        q = xp.stack([(component[..., None] - self.incident[:, i]) / self.wavelengths
+                      for i, component in enumerate(diffracted)])
+        return xp.stack(diffracted, axis=-1), omega, capture, xp.permute_dims(q, (1, 2, 3, 4, 0))
 
     def _resolution_cut(self, scattering):
         """Flat (N,) mask of the (pixel, layer, subpixel, source) evaluations -dmin keeps, or None."""
@@ -388,12 +397,11 @@ class Renderer:
         # per evaluation, once for the tile: indices at the reference orientation (exact, float64)
         h_ref = plan["reference"] @ xp.permute_dims(scattering, (1, 0))   # (3, N)
         nearest = physics.nearest_index(h_ref)
-        offsets = xp.astype((h_ref - nearest) * math.pi, dtype)           # phases pi (h - nearest)
-        # cast before transposing: a contiguous cast, and matmul takes the transposed view as is
-        q_t = xp.permute_dims(xp.astype(scattering, dtype), (1, 0))
+        offsets = (h_ref - nearest) * math.pi                              # phases pi (h - nearest)
+        q_and_offsets = xp.astype(xp.concat([xp.permute_dims(scattering, (1, 0)), offsets]), dtype)
         parts, redo_parts = [], []
         for start, stop in self._chunks(scattering.shape[0]):
-            latt_sum, redo = self._increment_chunk(q_t[:, start:stop], offsets[:, start:stop])
+            latt_sum, redo = self._increment_chunk(q_and_offsets[:, start:stop])
             parts.append(latt_sum)
             redo_parts.append(redo)
         latt_sum = parts[0] if len(parts) == 1 else xp.concat(parts)
@@ -414,14 +422,13 @@ class Renderer:
             sums[redo] = self._direct_sums(scattering[redo, :], None, column)
         return sums
 
-    def _increment_chunk(self, q_t, offsets):
+    def _increment_chunk(self, q_and_offsets):
         """Sum over orientations of F_latt^2 (N,) and whether an h leaves the reference's nearest
-        integer (N,) bool, for one cache-sized chunk: q_t (3, N) in 1/m, offsets (3, N) the
-        phases pi (h - nearest) at the reference orientation, both in the lattice dtype."""
+        integer (N,) bool, for one cache-sized chunk.  ``q_and_offsets`` (6, N), lattice dtype:
+        the scattering vectors (1/m), then the phases pi (h - nearest) at the reference."""
         xp, plan = self.xp, self.increments
-        K, N = plan["orientations"], q_t.shape[1]
-        phases = xp.reshape(plan["matrix"] @ q_t, (3, K, N))              # pi h modulo pi
-        phases += offsets[:, None, :]
+        K, N = plan["orientations"], q_and_offsets.shape[1]
+        phases = xp.reshape(plan["matrix"] @ q_and_offsets, (3, K, N))    # pi h modulo pi
         edge = math.pi * (0.5 - self._CROSSING_MARGIN)
         redo = xp.any((xp.min(phases, axis=1) < -edge) | (xp.max(phases, axis=1) > edge), axis=0)
         if not plan["grating_axes"]:
@@ -537,18 +544,14 @@ class Renderer:
         sim = self.sim
         d = sim.detector
         indices = RenderedPixels(sim)
-        image = np.zeros(d.spixels * d.fpixels, dtype=np.float32)
         step = self.tile_pixels()
         first_loop = self._first_source_loop(indices, step)
         ranges = [(first, min(first + step, len(indices)), first_loop) for first in range(0, len(indices), step)]
+        forked = self._forked_workers(len(ranges))
+        image = _zeros_float32(d.spixels * d.fpixels, shared=forked)
         omega_sum = 0.0
         done = 0
-        for first, stop, values, tile_omega in self._run_tiles(indices, ranges):
-            if indices.contiguous(first, stop):  # plain slice, no gather
-                lo = int(indices[first:first + 1][0])
-                image[lo:lo + stop - first] = values
-            else:
-                image[indices[first:stop]] = values
+        for first, stop, tile_omega in self._run_tiles(indices, image, ranges, forked):
             omega_sum += tile_omega
             done += stop - first
             if progress:
@@ -577,43 +580,51 @@ class Renderer:
                 return (first + position // self.evaluations_per_pixel, position % self.evaluations_per_pixel)
         return None
 
-    def _render_range(self, indices, first: int, stop: int, first_loop):
-        """One tile -> (first, stop, float32 host values, omega sum)."""
+    def _render_range(self, indices, image, first: int, stop: int, first_loop):
+        """Render one tile into ``image`` (flat float32, host) -> (first, stop, omega sum)."""
         column = None
         if first_loop is not None and first <= first_loop[0] < stop:
             column = (first_loop[0] - first) * self.evaluations_per_pixel + first_loop[1]
         with self.backend.quiet():
             values, omega = self._tile(indices[first:stop], first_column=column)
-            return (first, stop, self.backend.to_numpy(self.xp.astype(values, self.xp.float32)),
-                    self._omega_total(omega))
+            values = self.backend.to_numpy(self.xp.astype(values, self.xp.float32))
+        if indices.contiguous(first, stop):  # plain slice, no gather
+            lo = int(indices[first:first + 1][0])
+            image[lo:lo + stop - first] = values
+        else:
+            image[indices[first:stop]] = values
+        return first, stop, self._omega_total(omega)
 
-    def _run_tiles(self, indices, ranges):
-        """Yield finished tiles, in order when sequential, as they complete otherwise.
+    def _parallel(self, tiles: int) -> bool:
+        """Tiles run concurrently: several workers and tiles, a CPU backend, and no tricubic
+        interpolation (nanoBragg switches it off at the first out-of-range point in raster order,
+        so it runs in order).  GPU backends parallelise inside each tile instead."""
+        return self.threads > 1 and tiles > 1 and self.backend.host_workers and not self.interpolation.enabled
 
-        The NumPy backend spreads tiles over forked worker processes: Python
-        threads were measured to give no speed-up here, because the
-        per-operation Python overhead of many cache-sized NumPy calls keeps
-        the GIL busy.  Tricubic interpolation must run in raster order
-        (nanoBragg switches it off at the first out-of-range point), and GPU
-        backends parallelise inside each tile, so both run sequentially.
+    def _forked_workers(self, tiles: int) -> bool:
+        return self._parallel(tiles) and "fork" in multiprocessing.get_all_start_methods()
+
+    def _run_tiles(self, indices, image, ranges, forked: bool):
+        """Render the tiles into ``image``, yielding (first, stop, omega sum) as each finishes.
+
+        The NumPy backend spreads tiles over forked worker processes that write into a shared
+        image: Python threads were measured to give no speed-up here, because the per-operation
+        Python overhead of many cache-sized NumPy calls keeps the GIL busy.
         """
-        parallel = (self.threads > 1 and len(ranges) > 1 and self.backend.host_workers
-                    and not self.interpolation.enabled)
-        if not parallel:
-            for item in ranges:
-                yield self._render_range(indices, *item)
-            return
-        if "fork" in multiprocessing.get_all_start_methods():
+        if forked:
             global _FORKED_WORK
-            _FORKED_WORK = (self, indices)
+            _FORKED_WORK = (self, indices, image)
             try:
                 with multiprocessing.get_context("fork").Pool(self.threads, initializer=_single_threaded_blas) as pool:
                     yield from pool.imap_unordered(_render_forked_range, ranges, chunksize=4)
             finally:
                 _FORKED_WORK = None
-            return
-        with ThreadPoolExecutor(max_workers=self.threads) as pool:
-            yield from pool.map(lambda item: self._render_range(indices, *item), ranges)
+        elif self._parallel(len(ranges)):
+            with ThreadPoolExecutor(max_workers=self.threads) as pool:
+                yield from pool.map(lambda item: self._render_range(indices, image, *item), ranges)
+        else:
+            for item in ranges:
+                yield self._render_range(indices, image, *item)
 
     def _omega_total(self, omega) -> float:
         """nanoBragg's omega_sum: the per-pixel cached omega unless -oversample_omega."""
@@ -622,6 +633,15 @@ class Renderer:
             return float(xp.sum(omega))
         P, T, S = omega.shape
         return float(xp.sum(omega[:, 0, 0])) * T * S
+
+
+def _zeros_float32(size: int, shared: bool) -> np.ndarray:
+    """A flat float32 image of zeros; ``shared``: in anonymous shared memory, so that forked
+    workers write their tiles straight into the parent's image (nothing to pickle or copy)."""
+    if not shared:
+        return np.zeros(size, dtype=np.float32)
+    import mmap
+    return np.frombuffer(mmap.mmap(-1, max(size, 1) * 4), dtype=np.float32, count=size)
 
 
 def _float64_sums(values: np.ndarray, center: float = 0.0, rows: int = 256) -> tuple[float, float]:
