@@ -10,30 +10,20 @@ memory; with NumPy they run on forked worker processes (see ``_run_tiles``).
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 
 from . import physics
-from .backend import Backend, DtypePolicy, get_backend, get_policy
+from .backend import Backend, DtypePolicy, get_backend, get_policy, keep_freed_host_memory
 from .geometry import axis_rotation_matrix
 from .models import Simulation
 
 
 _FORKED_WORK = None  # (Renderer, pixel indices) inherited by forked workers
-
-
-def _single_threaded_blas():
-    """Forked workers keep BLAS to one thread each: the workers already fill the cores, and
-    OpenBLAS threads in forked children were measured to spin against each other (5-25x slower
-    renders).  threadpoolctl does this portably for whichever BLAS NumPy loaded."""
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(limits=1, user_api="blas")
 
 
 def _render_forked_range(item):
@@ -540,6 +530,17 @@ class Renderer:
 
     def render(self, progress: Optional[Callable[[int, int], None]] = None) -> RenderResult:
         """Render every ROI/unmasked pixel; ``progress(done, total)`` is called as tiles finish."""
+        if not self.backend.host_workers:
+            return self._render(progress)
+        keep_freed_host_memory()
+        # BLAS gets one thread: the tiles already run on --threads workers (forked workers inherit
+        # the limit), and OpenBLAS threads there were measured to spin against each other (renders
+        # 5-25x slower); threadpoolctl sets this for whichever BLAS NumPy loaded
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._render(progress)
+
+    def _render(self, progress) -> RenderResult:
         start = time.perf_counter()
         sim = self.sim
         d = sim.detector
@@ -602,6 +603,7 @@ class Renderer:
         return self.threads > 1 and tiles > 1 and self.backend.host_workers and not self.interpolation.enabled
 
     def _forked_workers(self, tiles: int) -> bool:
+        import multiprocessing  # imported on first use: most of a render's start-up is imports
         return self._parallel(tiles) and "fork" in multiprocessing.get_all_start_methods()
 
     def _run_tiles(self, indices, image, ranges, forked: bool):
@@ -611,11 +613,13 @@ class Renderer:
         image: Python threads were measured to give no speed-up here, because the per-operation
         Python overhead of many cache-sized NumPy calls keeps the GIL busy.
         """
+        import multiprocessing
+        from concurrent.futures import ThreadPoolExecutor
         if forked:
             global _FORKED_WORK
             _FORKED_WORK = (self, indices, image)
             try:
-                with multiprocessing.get_context("fork").Pool(self.threads, initializer=_single_threaded_blas) as pool:
+                with multiprocessing.get_context("fork").Pool(self.threads) as pool:
                     yield from pool.imap_unordered(_render_forked_range, ranges, chunksize=4)
             finally:
                 _FORKED_WORK = None

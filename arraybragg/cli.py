@@ -5,7 +5,7 @@ import math
 import sys
 from typing import Optional, Sequence
 
-from . import __version__, flags, outputs, smv, trace
+from . import __version__, flags, outputs, smv
 from .errors import InputError
 from .accumulation import Renderer
 from .setup import RTD, build_simulation
@@ -61,8 +61,10 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
                         tile_pixels=settings.tile_pixels)
     show_progress = settings.progress_meter and err.isatty() and not settings.printout
     result = renderer.render(progress=_progress_printer(err) if show_progress else None)
-    for line in trace.report_lines(settings, sim, result.image):
-        log(line)
+    if settings.trace_pixel is not None or settings.printout:
+        from . import trace  # only for -trace_pixel / -printout: keeps start-up short
+        for line in trace.report_lines(settings, sim, result.image):
+            log(line)
     for line in result.log:
         log(line)
     stats = result.stats

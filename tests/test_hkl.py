@@ -178,3 +178,20 @@ def test_corpus_inputs_give_the_c_fdump(tmp_path, name):
     assert grid.count == len(entries)
     h, k, l = (entries[:, i].astype(int) for i in range(3))
     assert np.array_equal(grid.F[h - grid.h_min, k - grid.k_min, l - grid.l_min], entries[:, 3])
+
+
+@pytest.mark.parametrize("text, row_parser", [
+    (b"1 2 3 10.5\n-4 +5 -6 1e2\r\n\n 7\t8 9 .25 \n0 0 0 5.\n", True),   # plain rows: NumPy's row parser
+    (b"1 2 3 10.5 -4 5 -6 1e2\n", False),                              # two entries on one line
+    (b"1 2 3.0 10.5\n", False),                                        # an index "%d" reads only in part
+    (b"1 2 3 0x10\n", False),                                          # a token strtod reads in part
+])
+def test_plain_rows_read_like_the_token_scanners(text, row_parser):
+    """Whichever path reads a file, the result is that of glibc's fscanf over its token stream."""
+    assert (hkl._plain_table(text) is not None) == row_parser
+    first, indices, values = hkl._hkl_passes(text)
+    scanned_first = np.array(hkl._all_groups(text, hkl._FIRST_PASS), dtype=np.float64).reshape(-1, 4)
+    scanned_second = hkl._all_groups(text, hkl._SECOND_PASS)
+    np.testing.assert_array_equal(first, scanned_first)
+    np.testing.assert_array_equal(indices, np.array([e[:3] for e in scanned_second], dtype=np.int64).reshape(-1, 3))
+    np.testing.assert_array_equal(values, np.array([e[3] for e in scanned_second], dtype=np.float64))
