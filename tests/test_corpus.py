@@ -101,12 +101,13 @@ def test_statistics_match_c_stdout(case, tmp_path):
         assert float("%g" % getattr(stats, name)) == pytest.approx(value, rel=1e-5, abs=1e-12), name
 
 
-def test_backend_array_output_has_the_backend_type(tmp_path):
+def test_backend_array_output_has_the_backend_type(tmp_path, monkeypatch):
     import array_api_strict
     from arraybragg.backend import array_namespace
 
     case = _case("geo_mosflm_default")
     link_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)  # no stray Fdump.bin in the working directory stands in for -default_F
     sim = build_simulation(parse_args(case.args))
     result = render(sim, backend="array_api_strict", backend_array=True)
     assert array_namespace(result.image) is array_api_strict
