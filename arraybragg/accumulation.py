@@ -409,7 +409,7 @@ class Renderer:
             column = None
             if first_column is not None:
                 column = int(xp.sum(xp.astype(redo[:first_column], xp.int32)))
-            sums[redo] = self._direct_sums(scattering[redo, :], None, column)
+            sums[redo] = self._direct_sums(scattering[redo], None, column)
         return sums
 
     def _increment_chunk(self, q_and_offsets):

@@ -118,7 +118,9 @@ class DtypePolicy:
     indices are always float64: h reaches ~100 and a float32 h would put
     errors of ~1e-5 into the lattice transform.  ``lattice`` is the dtype of
     the per-(pixel, phi, mosaic) work after the indices have been reduced to
-    their distance from the nearest integer, where float32 is safe.
+    their distance from the nearest integer (or, for small rotations, split
+    into an exact float64 reference and a small increment), where float32 is
+    safe.
     """
 
     name: str

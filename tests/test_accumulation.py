@@ -126,3 +126,13 @@ def test_tiles_and_workers_do_not_change_the_image(workdir, dtype):
     split = renderer(SWEEP, dtype, threads=2, tile_pixels=1000).render()
     np.testing.assert_array_equal(whole.image, split.image)
     assert whole.stats.max_I == split.stats.max_I > 0
+
+
+@pytest.mark.parametrize("extra", ["", "--c-parity -dmin 3"])
+def test_increment_path_under_array_api_strict(workdir, extra):
+    """The increment path uses nothing beyond the array API standard: same image as on NumPy."""
+    sim = build_simulation(parse_args(f"{SWEEP} {extra}".split()))
+    strict = Renderer(sim, "array_api_strict", "float32")
+    assert strict.increments is not None
+    numpy_image = Renderer(sim, "numpy", "float32").render().image
+    np.testing.assert_allclose(strict.render().image, numpy_image, rtol=1e-6, atol=1e-9 * numpy_image.max())
