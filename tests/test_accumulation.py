@@ -54,6 +54,7 @@ def assert_within(image, truth, rel=1e-4, floor=1e-3):
     "--c-parity -dmin 3",              # the carry-over column falls on a later pixel; cut evaluations are 0
     "-Na 1 -nointerpolate",            # an axis without a grating still picks F_cell by its index
     "-oversample 2 -dispersion 2 -dispsteps 3",
+    "-mosaic 0.05 -mosaic_domains 4 -water 50",   # a small mosaic spread keeps the increments small
 ])
 def test_increment_path_matches_direct_indices(workdir, extra):
     fast, direct, truth = render_both_ways(f"{SWEEP} {extra}")
