@@ -20,6 +20,7 @@ import numpy as np
 from . import physics
 from .backend import Backend, DtypePolicy, get_backend, get_policy, keep_freed_host_memory
 from .geometry import axis_rotation_matrix
+from .increments import SmallRotations
 from .models import Simulation
 
 
@@ -187,45 +188,13 @@ class Renderer:
         self.sub_f = asarray(np.tile(sub, o))                  # subpixel fast index, subS-major order
         self.sub_s = asarray(np.repeat(sub, o))
         self.odet_offsets = asarray(np.arange(d.thicksteps) * d.thickstep)
-        self.increments = self._increment_plan(steady)
-
-    def _increment_plan(self, steady):
-        """Matrices of the small-rotation path (``_increment_sums``), or None where it does not apply.
-
-        When the orientations of a render differ little (fine phi slicing, no mosaic spread), every
-        h is the index at a reference orientation, known exactly in float64, plus a small increment
-        that the lattice dtype holds to ~1e-7 of itself.  The phases of the grating then need no
-        float64 work per orientation, and where no h of an evaluation leaves the reference's
-        nearest integer, F_cell is looked up once for all orientations.  The path only pays while
-        few evaluations have an h that crosses a half-integer; ``excursion`` bounds the increments
-        per unit |q|, and each tile checks it against its own largest |q|.  It needs a sin that
-        takes any argument, hence a policy without the exact_sin polynomial.  Identical
-        orientations (in --c-parity mode a phi of 0 repeats another step's rotation) are evaluated
-        once and weighted.
-        """
-        sim, K = self.sim, self.n_orient
-        c = sim.crystal
-        if (self.policy.exact_sin or c.shape != "SQUARE" or K < 2 or self.ordered_accumulation
-                or self.interpolation.enabled):
-            return None
-        axes = np.asarray(steady).T.reshape(K, 3, 3)           # [orientation, axis, x/y/z]
-        axes, counts = np.unique(axes, axis=0, return_counts=True)
-        # the orientation closest to all others keeps the increments smallest
-        spread = np.linalg.norm(axes[:, None] - axes[None, :], axis=(2, 3)).max(axis=1)
-        reference = int(np.argmin(spread))
-        change = axes - axes[reference]
-        Ns = [float(N) for N in (c.Na, c.Nb, c.Nc)]
-        grating_axes = [i for i, N in enumerate(Ns) if N > 1]
-        # rows (axis, orientation) acting on (q_x, q_y, q_z, offset_h, offset_k, offset_l): the
-        # increment pi dh plus the reference's phase, added inside the one matrix product
-        increments = math.pi * np.concatenate([change[:, i, :] for i in range(3)], axis=0)
-        matrix = np.concatenate([increments, np.repeat(np.eye(3), len(axes), axis=0)], axis=1)
-        as_dtype = lambda m: self.backend.asarray(np.asarray(m, dtype=np.float64), dtype=self.lattice_dtype)
-        weights = None if np.all(counts == 1) else as_dtype(counts[None, :])
-        return dict(matrix=as_dtype(matrix), orientations=len(axes), weights=weights,
-                    excursion=float(np.linalg.norm(change, axis=2).max(axis=0).sum()),
-                    grating_axes=grating_axes, N=[Ns[i] for i in grating_axes],
-                    reference=self.backend.asarray(axes[reference], dtype=self.f64))
+        # the small-rotation path needs a sin for any argument (not the exact_sin polynomial), the
+        # SQUARE grating's phase form, and the usual unordered accumulation
+        self.increments = None
+        if (not self.policy.exact_sin and c.shape == "SQUARE" and self.n_orient > 1
+                and not (self.ordered_accumulation or self.interpolation.enabled)):
+            lattice_array = lambda m: self.backend.asarray(np.asarray(m, dtype=np.float64), dtype=self.lattice_dtype)
+            self.increments = SmallRotations.plan(steady, (c.Na, c.Nb, c.Nc), lattice_array, asarray)
 
     # ----------------------------------------------------------------- kernel
     def _geometry(self, fast, slow):
@@ -310,7 +279,7 @@ class Renderer:
             I = self._accumulate_ordered(terms, reached, omega, capture, polar, P)
         else:
             q_max = self._q_max(scattering)
-            if self.increments is not None and self.increments["excursion"] * q_max <= self._MAX_EXCURSION:
+            if self.increments is not None and self.increments.applies(q_max):
                 sums = self._increment_sums(scattering, keep, first_column, q_max)
             else:
                 sums = self._direct_sums(scattering, keep, first_column)
@@ -369,15 +338,8 @@ class Renderer:
             sums.append(xp.sum(terms, axis=0))
         return sums[0] if len(sums) == 1 else xp.concat(sums)
 
-    # evaluations whose h comes this close (in index units) to a half-integer go the direct way
-    _CROSSING_MARGIN = 1e-5
-
-    # the increment path is used while the increments of a tile stay within this many index
-    # units, summed over the three axes (so that at most about half its evaluations are redone)
-    _MAX_EXCURSION = 0.5
-
     def _increment_sums(self, scattering, keep, first_column: Optional[int], q_max: float):
-        """``_direct_sums`` by the small-rotation path (see ``_increment_plan``).
+        """``_direct_sums`` by the small-rotation path (``increments.SmallRotations``).
 
         Evaluations where some orientation's h leaves the reference's nearest integer, exact
         lattice points and nanoBragg's first source loop (phi carry-over) are then redone by
@@ -385,13 +347,13 @@ class Renderer:
         """
         xp, plan, dtype = self.xp, self.increments, self.lattice_dtype
         # per evaluation, once for the tile: indices at the reference orientation (exact, float64)
-        h_ref = plan["reference"] @ xp.permute_dims(scattering, (1, 0))   # (3, N)
+        h_ref = plan.reference @ xp.permute_dims(scattering, (1, 0))      # (3, N)
         nearest = physics.nearest_index(h_ref)
         offsets = (h_ref - nearest) * math.pi                              # phases pi (h - nearest)
         q_and_offsets = xp.astype(xp.concat([xp.permute_dims(scattering, (1, 0)), offsets]), dtype)
         parts, redo_parts = [], []
         for start, stop in self._chunks(scattering.shape[0]):
-            latt_sum, redo = self._increment_chunk(q_and_offsets[:, start:stop])
+            latt_sum, redo = plan.lattice_sums(q_and_offsets[:, start:stop])
             parts.append(latt_sum)
             redo_parts.append(redo)
         latt_sum = parts[0] if len(parts) == 1 else xp.concat(parts)
@@ -411,21 +373,6 @@ class Renderer:
                 column = int(xp.sum(xp.astype(redo[:first_column], xp.int32)))
             sums[redo] = self._direct_sums(scattering[redo], None, column)
         return sums
-
-    def _increment_chunk(self, q_and_offsets):
-        """Sum over orientations of F_latt^2 (N,) and whether an h leaves the reference's nearest
-        integer (N,) bool, for one cache-sized chunk.  ``q_and_offsets`` (6, N), lattice dtype:
-        the scattering vectors (1/m), then the phases pi (h - nearest) at the reference."""
-        xp, plan = self.xp, self.increments
-        K, N = plan["orientations"], q_and_offsets.shape[1]
-        phases = xp.reshape(plan["matrix"] @ q_and_offsets, (3, K, N))    # pi h modulo pi
-        edge = math.pi * (0.5 - self._CROSSING_MARGIN)
-        redo = xp.any((xp.min(phases, axis=1) < -edge) | (xp.max(phases, axis=1) > edge), axis=0)
-        if not plan["grating_axes"]:
-            return xp.full((N,), float(self.n_orient), dtype=phases.dtype), redo
-        latt_sq = physics.grating_sq_from_phases([phases[i, ...] for i in plan["grating_axes"]], plan["N"])
-        weights = plan["weights"]
-        return (xp.sum(latt_sq, axis=0) if weights is None else xp.reshape(weights @ latt_sq, (N,))), redo
 
     def _q_max(self, scattering) -> float:
         """Largest |q| (1/m) of scattering vectors (N, 3); 0 for none."""

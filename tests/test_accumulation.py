@@ -79,9 +79,9 @@ def test_crossings_are_redone_by_the_direct_path(workdir):
 def test_duplicate_orientations_are_weighted(workdir):
     """--c-parity with phi starting at 0: one of the five rotations repeats, so four are evaluated."""
     plan = renderer(f"{SWEEP} --c-parity").increments
-    assert plan["orientations"] == 4
-    assert sorted(np.asarray(plan["weights"]).ravel().tolist()) == [1.0, 1.0, 1.0, 2.0]
-    assert renderer(SWEEP).increments["weights"] is None
+    assert (plan.orientations, plan.total_orientations) == (4, 5)
+    assert sorted(np.asarray(plan.weights).ravel().tolist()) == [1.0, 1.0, 1.0, 2.0]
+    assert renderer(SWEEP).increments.weights is None
 
 
 @pytest.mark.parametrize("args, dtype", [
