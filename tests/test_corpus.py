@@ -50,12 +50,18 @@ def _case(name):
     return matches[0]
 
 
-@pytest.mark.parametrize("name", ["sup_roi", pytest.param("sup_full", marks=pytest.mark.slow)])
-def test_float32_policy_within_1e_4(name, tmp_path):
-    """float32 is the speed policy: within 1e-4 per pixel, floor 1e-3 x image max."""
-    case = _case(name)
+@pytest.mark.parametrize("case", _params(False))
+def test_float32_policy_within_1e_4(case, tmp_path):
+    """float32 is the speed policy: within 1e-4 per pixel, floor 1e-3 x image max, in every case."""
     result = render_case(case, tmp_path, dtype="float32")
     bad, worst = image_mismatch(result.image, case.float_image(), 1e-4, 1e-3)
+    assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
+
+
+@pytest.mark.parametrize("case", _params(True))
+def test_float32_policy_c_parity(case, tmp_path):
+    result = render_case(case, tmp_path, extra=["--c-parity"], dtype="float32")
+    bad, worst = image_mismatch(result.image, case.float_image(c_parity=True), 1e-4, 1e-3)
     assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
 
 
