@@ -239,9 +239,10 @@ class Renderer:
         """
         xp = self.xp
         fpixels = self.sim.detector.fpixels
-        idx = self.backend.asarray(pixel_index, dtype=xp.int64)
-        diffracted, omega, capture = self._geometry(xp.astype(idx % fpixels, self.f64),
-                                                    xp.astype(idx // fpixels, self.f64))
+        # row and column in float64 (exact below 2^53 pixels): cheaper than int64 division
+        idx = xp.astype(self.backend.asarray(pixel_index, dtype=xp.int64), self.f64)
+        slow = xp.floor(idx / fpixels)
+        diffracted, omega, capture = self._geometry(idx - slow * fpixels, slow)
         q = xp.stack([(component[..., None] - self.incident[:, i]) / self.wavelengths
                       for i, component in enumerate(diffracted)])
         return xp.stack(diffracted, axis=-1), omega, capture, xp.permute_dims(q, (1, 2, 3, 4, 0))
