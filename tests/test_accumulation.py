@@ -120,11 +120,12 @@ def test_each_tile_checks_its_own_increments(workdir):
     assert_within(image, renderer(args, "float64").render().image)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_tiles_and_workers_do_not_change_the_image(workdir, dtype):
+@pytest.mark.parametrize("dtype, extra", [("float64", ""), ("float32", ""), ("float32", "-roi 10 70 5 80")])
+def test_tiles_and_workers_do_not_change_the_image(workdir, dtype, extra):
     """Uneven small tiles on two worker processes give the same image, bit for bit, as one tile."""
-    whole = renderer(SWEEP, dtype, threads=1, tile_pixels=96 * 96).render()
-    split = renderer(SWEEP, dtype, threads=2, tile_pixels=1000).render()
+    args = f"{SWEEP} {extra}"
+    whole = renderer(args, dtype, threads=1, tile_pixels=96 * 96).render()
+    split = renderer(args, dtype, threads=2, tile_pixels=1000).render()
     np.testing.assert_array_equal(whole.image, split.image)
     assert whole.stats.max_I == split.stats.max_I > 0
 
