@@ -79,7 +79,7 @@ def keep_freed_host_memory() -> bool:
         try:
             import ctypes
             mallopt = ctypes.CDLL(None).mallopt
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):  # no C library handle or no mallopt (not glibc)
             return False
         mallopt(_M_MMAP_THRESHOLD, 32 << 20)
         mallopt(_M_TOP_PAD, 64 << 20)

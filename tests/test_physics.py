@@ -157,6 +157,28 @@ def test_lattice_factor_at_lattice_point_is_N_squared(backend, shape, scale, dty
     np.testing.assert_allclose(host(backend, result), (3 * 4 * 5) ** 2 * scale, rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-9), ("float32", 2e-4)])
+def test_grating_from_phases_is_the_sincg_product(backend, dtype, rtol):
+    """prod sin^2(N y) / sin^2(y) from y = pi h, also for y outside (-pi/2, pi/2] and off by multiples of pi."""
+    h = np.array([[0.1, 1.3, -2.45, 0.52, 7.02], [0.2, 2.0001, 0.07, 0.33, -3.9], [-0.4, 0.6, 5.5, 0.01, 0.49]])
+    N = (3, 4, 5)
+    expected = np.ones(h.shape[1])
+    for axis, n in enumerate(N):
+        expected *= (np.sin(n * np.pi * h[axis]) / np.sin(np.pi * h[axis])) ** 2
+    phases = [arr(backend, np.pi * (h[axis] - shift), dtype) for axis, shift in enumerate((0, 2, -1))]
+    result = physics.grating_sq_from_phases(phases, N)
+    assert result.dtype == getattr(backend.xp, dtype)
+    np.testing.assert_allclose(host(backend, result), expected, rtol=rtol, atol=rtol * expected.max())
+
+
+def test_grating_from_phases_near_a_lattice_point_keeps_the_ratio(backend):
+    """float32 phases of 1e-6 rad carry only an absolute error, but sin(N y)/sin(y) stays ~N."""
+    N = (36, 47, 29)
+    y = [arr(backend, [3e-8, 1e-6, -2e-7], "float32") for _ in N]
+    result = host(backend, physics.grating_sq_from_phases(y, N))
+    np.testing.assert_allclose(result, float(np.prod(N)) ** 2, rtol=1e-3)
+
+
 def test_lattice_factor_square_off_peak_is_product_of_sincg(backend):
     xp = backend.xp
     frac = np.array([[0.1, 1.3, -2.45, 0.0], [0.2, 2.0, 0.07, 0.33], [-0.4, 0.6, 5.5, 0.01]])
