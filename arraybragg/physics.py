@@ -76,6 +76,18 @@ def _grating_sines(d, N: float, polynomial: bool):
     return sin_pi(e, polynomial), sin_pi(d, polynomial)
 
 
+def _products(pairs):
+    """(prod of firsts, prod of seconds) of (numerator, denominator) array pairs, in place on the first pair."""
+    numerator = denominator = None
+    for top, bottom in pairs:
+        if numerator is None:
+            numerator, denominator = top, bottom
+        else:
+            numerator *= top
+            denominator *= bottom
+    return numerator, denominator
+
+
 def grating_amplitude(d, N: float, polynomial: bool):
     """sincg(pi h, N) = sin(N pi h) / sin(pi h), up to sign, from d = h - nearest integer.
 
@@ -118,17 +130,11 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
     delta = hkl_frac - hkl_nearest
     if shape == "SQUARE":
         # one division for the three axes: prod sin(pi e) / prod sin(pi d)
-        numerator = denominator = None
         axes = [(axis, N) for axis, N in enumerate((Na, Nb, Nc)) if N > 1]
-        for axis, N in axes:
-            top, bottom = _grating_sines(xp.astype(delta[axis, ...], lattice_dtype, copy=False), N, polynomial)
-            if numerator is None:
-                numerator, denominator = top, bottom
-            else:
-                numerator *= top
-                denominator *= bottom
-        if numerator is None:
+        if not axes:
             return xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype)
+        numerator, denominator = _products(
+            _grating_sines(xp.astype(delta[axis, ...], lattice_dtype, copy=False), N, polynomial) for axis, N in axes)
         if xp.any(denominator == 0):  # exact lattice points: the limit of each ratio is N
             numerator = xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype)
             for axis, N in axes:
@@ -162,18 +168,11 @@ def grating_sq_from_phases(phases, Ns):
     known only modulo pi, which the squares do not see.  Numerator and
     denominator come from the same y_i, so that near a lattice point, where a
     small y_i carries only an absolute error, their ratio stays exact.  Where
-    some sin(y_i) == 0 (an exact lattice point) the result is NaN;
-    ``lattice_factor_sq`` takes the limit there.
+    some sin(y_i) == 0 (an exact lattice point) the result is NaN, for the
+    caller to evaluate otherwise (``lattice_factor_sq`` takes the limit).
     """
     xp = array_namespace(phases[0])
-    numerator = denominator = None
-    for y, N in zip(phases, Ns):
-        top, bottom = xp.sin(y * N), xp.sin(y)
-        if numerator is None:
-            numerator, denominator = top, bottom
-        else:
-            numerator *= top
-            denominator *= bottom
+    numerator, denominator = _products((xp.sin(y * N), xp.sin(y)) for y, N in zip(phases, Ns))
     numerator /= denominator
     numerator *= numerator
     return numerator
