@@ -153,7 +153,7 @@ class Renderer:
         self.f64 = xp.float64
         self.lattice_dtype = self.policy.lattice_dtype(xp)
         d, b, c = sim.detector, sim.beam, sim.crystal
-        asarray = lambda a: self.backend.asarray(np.asarray(a, dtype=np.float64), dtype=xp.float64)
+        asarray = lambda a, dtype=xp.float64: self.backend.asarray(np.asarray(a, dtype=np.float64), dtype=dtype)
         self.fdet, self.sdet, self.odet = (asarray(v) for v in (d.fdet, d.sdet, d.odet))
         self.beam_vector = asarray(d.beam_vector)
         self.incident = asarray(-b.directions)                 # (Src, 3)
@@ -161,10 +161,11 @@ class Renderer:
         self.polar_axis = asarray(b.polar_vector)
         steady, first = orientation_matrices(sim)
         self.n_orient = steady.shape[1] // 3
+        cell_axes = steady.T.reshape(self.n_orient, 3, 3)     # [orientation, a/b/c, x/y/z]
         # rows ordered (component, orientation) so that orient_t @ q^T reshapes to (3, K, N)
-        as_rows = lambda m: asarray(m.T.reshape(self.n_orient, 3, 3).transpose(1, 0, 2).reshape(-1, 3))
-        self.orient_t = as_rows(steady)
-        self.orient_first_t = None if first is None else as_rows(first)
+        as_rows = lambda axes: asarray(axes.transpose(1, 0, 2).reshape(-1, 3))
+        self.orient_t = as_rows(cell_axes)
+        self.orient_first_t = None if first is None else as_rows(first.T.reshape(self.n_orient, 3, 3))
         self.evaluations_per_pixel = d.thicksteps * sim.sampling.oversample ** 2 * len(b.wavelengths)
         self.ordered_accumulation = bool(sim.sampling.oversample_thick or sim.sampling.oversample_polar
                                          or sim.sampling.oversample_omega)
@@ -178,8 +179,7 @@ class Renderer:
                                                         (grid.h_max, grid.k_max, grid.l_max), sf.default_F,
                                                         squared_dtype=self.lattice_dtype)
         # |h| <= |cell vector| |q|: per-chunk bounds on the indices from the longest rotated vectors
-        rows = np.asarray(steady).T.reshape(self.n_orient, 3, 3)
-        self.cell_lengths = np.linalg.norm(rows, axis=2).max(axis=0)
+        self.cell_lengths = np.linalg.norm(cell_axes, axis=2).max(axis=0)
         self.interpolation = _Interpolation(sf.interpolate and self.table["F"] is not None)
         self.I_bg = physics.water_background(b.fluence, sim.sampling.water_size)
         smp = sim.sampling
@@ -193,8 +193,8 @@ class Renderer:
         self.increments = None
         if (not self.policy.exact_sin and c.shape == "SQUARE" and self.n_orient > 1
                 and not (self.ordered_accumulation or self.interpolation.enabled)):
-            lattice_array = lambda m: self.backend.asarray(np.asarray(m, dtype=np.float64), dtype=self.lattice_dtype)
-            self.increments = SmallRotations.plan(steady, (c.Na, c.Nb, c.Nc), lattice_array, asarray)
+            self.increments = SmallRotations.plan(cell_axes, (c.Na, c.Nb, c.Nc),
+                                                  lambda m: asarray(m, self.lattice_dtype), asarray)
 
     # ----------------------------------------------------------------- kernel
     def _geometry(self, fast, slow):
@@ -275,10 +275,11 @@ class Renderer:
         polar = (physics.polarization_factor(self.incident, diffracted[:, :, :, None, :], self.polar_axis,
                                              sim.beam.polarization) if polar_needed else None)
         scattering = xp.reshape(scattering, (-1, 3))
-        if self.ordered_accumulation or self.interpolation.enabled:
+        if self.ordered_accumulation:
             terms, reached = self._orientation_terms(scattering, keep, first_column)
             I = self._accumulate_ordered(terms, reached, omega, capture, polar, P)
         else:
+            # chunks run in raster order, so tricubic interpolation still stops at its first miss
             q_max = self._q_max(scattering)
             if self.increments is not None and self.increments.applies(q_max):
                 sums = self._increment_sums(scattering, keep, first_column, q_max)
@@ -337,7 +338,10 @@ class Renderer:
             terms, _ = self._orientation_terms(scattering[start:stop, :], None if keep is None else keep[start:stop],
                                                self._local_column(first_column, start, stop))
             sums.append(xp.sum(terms, axis=0))
-        return sums[0] if len(sums) == 1 else xp.concat(sums)
+        return self._concat(sums)
+
+    def _concat(self, parts):
+        return parts[0] if len(parts) == 1 else self.xp.concat(parts)
 
     def _increment_sums(self, scattering, keep, first_column: Optional[int], q_max: float):
         """``_direct_sums`` by the small-rotation path (``increments.SmallRotations``).
@@ -348,17 +352,17 @@ class Renderer:
         """
         xp, plan, dtype = self.xp, self.increments, self.lattice_dtype
         # per evaluation, once for the tile: indices at the reference orientation (exact, float64)
-        h_ref = plan.reference @ xp.permute_dims(scattering, (1, 0))      # (3, N)
+        q_t = xp.permute_dims(scattering, (1, 0))                        # (3, N), contiguous rows
+        h_ref = plan.reference @ q_t
         nearest = physics.nearest_index(h_ref)
         offsets = (h_ref - nearest) * math.pi                              # phases pi (h - nearest)
-        q_and_offsets = xp.astype(xp.concat([xp.permute_dims(scattering, (1, 0)), offsets]), dtype)
+        q_and_offsets = xp.astype(xp.concat([q_t, offsets]), dtype)
         parts, redo_parts = [], []
         for start, stop in self._chunks(scattering.shape[0]):
             latt_sum, redo = plan.lattice_sums(q_and_offsets[:, start:stop])
             parts.append(latt_sum)
             redo_parts.append(redo)
-        latt_sum = parts[0] if len(parts) == 1 else xp.concat(parts)
-        redo = redo_parts[0] if len(redo_parts) == 1 else xp.concat(redo_parts)
+        latt_sum, redo = self._concat(parts), self._concat(redo_parts)
         F_sq = physics.structure_factor_nearest(nearest, self.table, squared=True,
                                                 index_bound=self._index_bound(q_max))
         sums = xp.astype(F_sq, dtype, copy=False) * latt_sum
@@ -420,10 +424,6 @@ class Renderer:
         """Per-pixel sum of the (K, N) terms in nanoBragg's order, with its running products for the
         -oversample_* switches (each applies to the whole sum so far, after every term)."""
         xp, smp = self.xp, self.sim.sampling
-        if not self.ordered_accumulation:
-            per_evaluation = xp.sum(terms, axis=0)
-            per_pixel = xp.sum(xp.reshape(per_evaluation, (P, -1)), axis=1)
-            return xp.astype(per_pixel, self.f64) + self.I_bg
         K, N = terms.shape
         factor = xp.ones(omega.shape + (N // omega.size,), dtype=self.f64)     # (P, T, S, Src)
         if smp.oversample_thick:

@@ -47,16 +47,15 @@ class SmallRotations:
     N: tuple
 
     @classmethod
-    def plan(cls, cell_columns: np.ndarray, N: tuple, lattice_array: Callable, float64_array: Callable):
-        """Plan for orientations given as cell vectors in columns, (3, 3K) host float64.
+    def plan(cls, cell_axes: np.ndarray, N: tuple, lattice_array: Callable, float64_array: Callable):
+        """Plan for orientations given by their cell vectors, (K, 3 axes, 3 components) host float64.
 
         ``lattice_array`` / ``float64_array`` turn host arrays into backend arrays of the
         lattice dtype / float64.  Identical orientations (in --c-parity mode a phi of 0 repeats
         another step's rotation) are evaluated once and weighted.
         """
-        total = cell_columns.shape[1] // 3
-        axes = np.asarray(cell_columns).T.reshape(total, 3, 3)     # [orientation, axis, x/y/z]
-        axes, counts = np.unique(axes, axis=0, return_counts=True)
+        total = cell_axes.shape[0]
+        axes, counts = np.unique(cell_axes, axis=0, return_counts=True)
         # the orientation closest to all others keeps the increments smallest
         spread = np.linalg.norm(axes[:, None] - axes[None, :], axis=(2, 3)).max(axis=1)
         reference = int(np.argmin(spread))
