@@ -140,16 +140,16 @@ def _hkl_passes(data: bytes):
 
     Returns (first, indices, values): the first pass's [h, k, l, F] doubles, shape
     (n, 4); the second pass's h, k, l ints, shape (m, 3), and its F, shape (m,).
-    When every whitespace-separated token is a plain decimal number, each one is
-    exactly one conversion and the tokens are converted directly (fast path);
-    otherwise the glibc scanners run over the bytes.
+    When every line is three integers and a plain number, NumPy's row parser
+    reads the file; when every whitespace-separated token is a plain decimal
+    number, each one is exactly one conversion and the tokens are converted
+    directly; otherwise the glibc scanners run over the bytes.
     """
     table = _plain_table(data)
     if table is not None:
         indices = np.stack([table["h"], table["k"], table["l"]], axis=1)
-        if indices.size == 0 or (indices.min() >= -(2**31) and indices.max() < 2**31):
-            first = np.stack([indices[:, 0], indices[:, 1], indices[:, 2], table["F"]], axis=1).astype(np.float64)
-            return first, indices, table["F"]
+        if _c_int_integers(indices):
+            return np.column_stack([indices, table["F"]]), indices, table["F"]
     tokens = data.split()  # bytes.split() separates on exactly C's isspace set
     first = _plain_numbers(data, tokens)
     if first is not None:
@@ -204,10 +204,15 @@ def _plain_numbers(data: bytes, tokens: list) -> np.ndarray | None:
         return None
 
 
+def _c_int_integers(values: np.ndarray) -> bool:
+    """True when every value is an integer inside the range of a C int."""
+    return values.size == 0 or bool(np.all(values == np.trunc(values))
+                                    and values.min() >= -(2**31) and values.max() < 2**31)
+
+
 def _plain_integers(values: np.ndarray, columns: list) -> bool:
     """True when the h, k, l tokens are plain integers that fit a C int (so "%d" reads each whole)."""
-    if not (np.all(values == np.trunc(values)) and (values.size == 0 or
-                                                     (values.min() >= -(2**31) and values.max() < 2**31))):
+    if not _c_int_integers(values):
         return False
     return not b"".join(b"".join(column) for column in columns).translate(None, _INDEX_BYTES)
 
@@ -238,9 +243,7 @@ def _index_limits(entries: np.ndarray) -> tuple[list[int], list[int]]:
     """
     lows, highs = [10**9] * 3, [-(10**9)] * 3
     indices = entries[:, :3]
-    plain = indices.size == 0 or (np.all(indices == np.trunc(indices))
-                                  and indices.min() >= -(2**31) and indices.max() < 2**31)
-    if plain:
+    if _c_int_integers(indices):
         if indices.size:
             lows = [min(low, int(v)) for low, v in zip(lows, indices.min(axis=0))]
             highs = [max(high, int(v)) for high, v in zip(highs, indices.max(axis=0))]
