@@ -280,8 +280,7 @@ class Renderer:
             I = self._accumulate_ordered(terms, reached, omega, capture, polar, P)
         else:
             # chunks run in raster order, so tricubic interpolation still stops at its first miss
-            q_max = self._q_max(scattering)
-            if self.increments is not None and self.increments.applies(q_max):
+            if self.increments is not None and self.increments.applies(q_max := self._q_max(scattering)):
                 sums = self._increment_sums(scattering, keep, first_column, q_max)
             else:
                 sums = self._direct_sums(scattering, keep, first_column)
