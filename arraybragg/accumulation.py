@@ -3,9 +3,10 @@
 nanoBragg walks pixel -> sensor layer -> subpixel -> source -> phi -> mosaic
 domain.  Here a tile of pixels is one array computation with those loops as
 array axes, in the same order, so C-order flattening reproduces the C's
-sequence wherever it matters (tricubic fallback, running products of the
--oversample_* switches, phi carry-over in --c-parity mode).  Tiles bound the
-memory; with NumPy they run on forked worker processes (see ``_run_tiles``).
+sequence where --c-parity needs it (its tricubic switch-off, the running
+products of the -oversample_* switches, phi carry-over).  The default mode
+depends on no order.  Tiles bound the memory; with NumPy they run on forked
+worker processes (see ``_run_tiles``).
 """
 from __future__ import annotations
 
@@ -129,11 +130,41 @@ class RenderedPixels:
 
 
 class _Interpolation:
-    """nanoBragg's tricubic switch: on until the first out-of-range neighbourhood, then off for good."""
+    """Where tricubic interpolation applies, and nanoBragg's warning about the first evaluation where not.
 
-    def __init__(self, enabled: bool):
+    Default mode: an evaluation whose 4x4x4 neighbourhood leaves the grid takes the nearest
+    F, every other evaluation interpolates.  ``switch_off`` (--c-parity): nanoBragg's switch,
+    on until the first such evaluation in raster order and then off for the rest of the render.
+    ``warning`` holds the warning of the first miss seen (per tile in default mode).
+    """
+
+    def __init__(self, enabled: bool, switch_off: bool):
         self.enabled = enabled
+        self.switch_off = switch_off
         self.warning: Optional[str] = None
+
+    @property
+    def ordered(self) -> bool:
+        """Whether the result depends on the order of the evaluations (tiles must run in raster order)."""
+        return self.enabled and self.switch_off
+
+    def usable(self, backend: Backend, hkl, unsafe, reached):
+        """Boolean (K, N): the evaluations that interpolate; records the warning at the first miss."""
+        xp = backend.xp
+        bad = unsafe if reached is None else unsafe & reached
+        bad_c_order = xp.reshape(xp.permute_dims(bad, (1, 0)), (-1,))            # nanoBragg's loop order
+        if not bool(xp.any(bad_c_order)):
+            return ~unsafe
+        cut = int(xp.argmax(xp.astype(bad_c_order, xp.int8)))
+        K, N = bad.shape
+        if self.warning is None:
+            hv = [float(v) for v in backend.to_numpy(hkl[:, cut % K, cut // K])]
+            self.warning = ("WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: %g,%g,%g,%d,%d,%d"
+                            % (*hv, *(int(math.ceil(v - 0.5)) for v in hv)))
+        if not self.switch_off:
+            return ~unsafe
+        self.enabled = False
+        return xp.permute_dims(xp.reshape(xp.arange(K * N) < cut, (N, K)), (1, 0))
 
 
 class Renderer:
@@ -167,8 +198,10 @@ class Renderer:
         self.orient_t = as_rows(cell_axes)
         self.orient_first_t = None if first is None else as_rows(first.T.reshape(self.n_orient, 3, 3))
         self.evaluations_per_pixel = d.thicksteps * sim.sampling.oversample ** 2 * len(b.wavelengths)
-        self.ordered_accumulation = bool(sim.sampling.oversample_thick or sim.sampling.oversample_polar
-                                         or sim.sampling.oversample_omega)
+        # -oversample_* factors weigh each contribution; --c-parity multiplies nanoBragg's running sum
+        self.weighted = bool(sim.sampling.oversample_thick or sim.sampling.oversample_polar
+                             or sim.sampling.oversample_omega)
+        self.ordered_accumulation = self.weighted and sim.c_parity
         self.crystal_params = dict(N=(c.Na, c.Nb, c.Nc), shape=c.shape, fudge=c.fudge,
                                    reciprocal=asarray(np.stack([c.a_star, c.b_star, c.c_star])))
         sf = sim.structure_factors
@@ -180,7 +213,7 @@ class Renderer:
                                                         squared_dtype=self.lattice_dtype)
         # |h| <= |cell vector| |q|: per-chunk bounds on the indices from the longest rotated vectors
         self.cell_lengths = np.linalg.norm(cell_axes, axis=2).max(axis=0)
-        self.interpolation = _Interpolation(sf.interpolate and self.table["F"] is not None)
+        self.interpolation = _Interpolation(sf.interpolate and self.table["F"] is not None, switch_off=sim.c_parity)
         self.I_bg = physics.water_background(b.fluence, sim.sampling.water_size)
         smp = sim.sampling
         o = smp.oversample
@@ -275,17 +308,20 @@ class Renderer:
         polar = (physics.polarization_factor(self.incident, diffracted[:, :, :, None, :], self.polar_axis,
                                              sim.beam.polarization) if polar_needed else None)
         scattering = xp.reshape(scattering, (-1, 3))
+        factors = self._contribution_factors(omega, capture, polar)
         if self.ordered_accumulation:
             terms, reached = self._orientation_terms(scattering, keep, first_column)
-            I = self._accumulate_ordered(terms, reached, omega, capture, polar, P)
+            I = self._accumulate_ordered(terms, reached, factors, P)
         else:
-            # chunks run in raster order, so tricubic interpolation still stops at its first miss
+            # chunks run in raster order, so --c-parity's tricubic switch-off still comes at its first miss
             if self.increments is not None and self.increments.applies(q_max := self._q_max(scattering)):
                 sums = self._increment_sums(scattering, keep, first_column, q_max)
             else:
                 sums = self._direct_sums(scattering, keep, first_column)
-            per_pixel = xp.sum(xp.reshape(sums, (P, -1)), axis=1)
-            I = xp.astype(per_pixel, self.f64) + self.I_bg
+            sums = xp.astype(sums, self.f64)
+            if factors is not None:
+                sums = sums * factors
+            I = xp.sum(xp.reshape(sums, (P, -1)), axis=1) + self.I_bg
         return self._final_scale(I, omega, capture, polar, keep), omega
 
     def _orientation_terms(self, scattering, keep, first_column: Optional[int]):
@@ -389,49 +425,39 @@ class Renderer:
         return [float(length) * q_max * (1 + 1e-12) + 1.0 for length in self.cell_lengths]
 
     def _structure_factors_sq(self, hkl, nearest_hkl, reached, scattering):
-        """F_cell^2 per evaluation: tricubic until nanoBragg's first out-of-range neighbourhood, then nearest."""
+        """F_cell^2 per evaluation (K, N): tricubic where interpolation applies, else the nearest grid point."""
         xp = self.xp
-        interp = self.interpolation
-        if not interp.enabled:
-            return physics.structure_factor_nearest(nearest_hkl, self.table, squared=True,
-                                                    index_bound=self._index_bound(self._q_max(scattering)))
-        nearest = physics.structure_factor_nearest(nearest_hkl, self.table)
+        bound = self._index_bound(self._q_max(scattering))
+        if not self.interpolation.enabled:
+            return physics.structure_factor_nearest(nearest_hkl, self.table, squared=True, index_bound=bound)
         unsafe = physics.interpolation_out_of_range(hkl, self.table)             # (K, N)
-        bad = unsafe if reached is None else unsafe & reached
-        bad_c_order = xp.reshape(xp.permute_dims(bad, (1, 0)), (-1,))            # nanoBragg's loop order
-        n = bad_c_order.shape[0]
-        cut = n
-        if bool(xp.any(bad_c_order)):
-            cut = int(xp.argmax(xp.astype(bad_c_order, xp.int8)))
-            interp.enabled = False
-            K = bad.shape[0]
-            point = self.backend.to_numpy(hkl[:, cut % K, cut // K])
-            hv = [float(v) for v in point]
-            h0 = [int(math.ceil(v - 0.5)) for v in hv]
-            interp.warning = ("WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: %g,%g,%g,%d,%d,%d"
-                              % (*hv, *h0))
-        K, N = bad.shape
-        use = xp.permute_dims(xp.reshape(xp.arange(n) < cut, (N, K)), (1, 0))
-        mins = self.table["mins"]
-        safe_point = xp.reshape(xp.asarray([m + 2.0 for m in mins], dtype=hkl.dtype), (3, 1, 1))
-        safe = xp.where(unsafe, xp.broadcast_to(safe_point, hkl.shape), hkl)
-        tricubic = physics.structure_factor_tricubic(safe, self.table)
-        F = xp.where(use, tricubic, nearest)
+        use = self.interpolation.usable(self.backend, hkl, unsafe, reached)
+        F = physics.structure_factor_tricubic(hkl, self.table, use)
+        if not bool(xp.all(use)):
+            F = xp.where(use, F, physics.structure_factor_nearest(nearest_hkl, self.table, index_bound=bound))
         return F * F
 
-    def _accumulate_ordered(self, terms, reached, omega, capture, polar, P: int):
-        """Per-pixel sum of the (K, N) terms in nanoBragg's order, with its running products for the
-        -oversample_* switches (each applies to the whole sum so far, after every term)."""
+    def _contribution_factors(self, omega, capture, polar):
+        """The -oversample_thick/_omega/_polar factors of each (pixel, layer, subpixel, source) as (N,)
+        float64, or None without those switches."""
         xp, smp = self.xp, self.sim.sampling
-        K, N = terms.shape
-        factor = xp.ones(omega.shape + (N // omega.size,), dtype=self.f64)     # (P, T, S, Src)
+        if not self.weighted:
+            return None
+        factor = xp.ones(omega.shape + (self.wavelengths.shape[0],), dtype=self.f64)     # (P, T, S, Src)
         if smp.oversample_thick:
             factor = factor * capture[..., None]
         if smp.oversample_omega:
             factor = factor * omega[..., None]
         if smp.oversample_polar:
             factor = factor * polar
-        factor = xp.broadcast_to(xp.reshape(factor, (N, 1)), (N, K))
+        return xp.reshape(factor, (-1,))
+
+    def _accumulate_ordered(self, terms, reached, factors, P: int):
+        """--c-parity: per-pixel sum of the (K, N) terms in nanoBragg's order, with its running products
+        for the -oversample_* switches (each applies to the whole sum so far, after every term)."""
+        xp = self.xp
+        K, N = terms.shape
+        factor = xp.broadcast_to(xp.reshape(factors, (N, 1)), (N, K))
         if reached is not None:  # skipped evaluations multiply nothing
             factor = xp.where(xp.permute_dims(reached, (1, 0)), factor, xp.ones_like(factor))
         flat_terms = xp.reshape(xp.astype(xp.permute_dims(terms, (1, 0)), self.f64), (P, -1))
@@ -472,7 +498,7 @@ class Renderer:
         d, smp = self.sim.detector, self.sim.sampling
         inner = d.thicksteps * smp.oversample ** 2 * len(self.sim.beam.wavelengths) * self.n_orient
         # the usual path chunks the orientation work itself, so its tiles batch several chunks
-        batch = 1 if (self.ordered_accumulation or self.interpolation.enabled) else self.geometry_batch
+        batch = 1 if (self.ordered_accumulation or self.interpolation.ordered) else self.geometry_batch
         return max(1, batch * self.tile_elements // max(inner, 1))
 
     def render(self, progress: Optional[Callable[[int, int], None]] = None) -> RenderResult:
@@ -499,14 +525,16 @@ class Renderer:
         image = _zeros_float32(d.spixels * d.fpixels, shared=forked)
         omega_sum = 0.0
         done = 0
-        for first, stop, tile_omega in self._run_tiles(indices, image, ranges, forked):
+        warnings = []  # (first pixel of the tile, nanoBragg's warning about its first interpolation miss)
+        for first, stop, tile_omega, warning in self._run_tiles(indices, image, ranges, forked):
             omega_sum += tile_omega
             done += stop - first
+            if warning:
+                warnings.append((first, warning))
             if progress:
                 progress(done, len(indices))
         image = image.reshape(d.spixels, d.fpixels)
-        log = [self.interpolation.warning, "WARNING: further warnings will not be printed! "] \
-            if self.interpolation.warning else []
+        log = [min(warnings)[1], "WARNING: further warnings will not be printed! "] if warnings else []
         stats = compute_stats(image, sim, omega_sum)
         return RenderResult(image=image, stats=stats, log=log, seconds=time.perf_counter() - start)
 
@@ -529,10 +557,12 @@ class Renderer:
         return None
 
     def _render_range(self, indices, image, first: int, stop: int, first_loop):
-        """Render one tile into ``image`` (flat float32, host) -> (first, stop, omega sum)."""
+        """Render one tile into ``image`` (flat float32, host) -> (first, stop, omega sum, warning)."""
         column = None
         if first_loop is not None and first <= first_loop[0] < stop:
             column = (first_loop[0] - first) * self.evaluations_per_pixel + first_loop[1]
+        if not self.interpolation.switch_off:
+            self.interpolation.warning = None  # each tile reports its own first miss
         with self.backend.quiet():
             values, omega = self._tile(indices[first:stop], first_column=column)
             values = self.backend.to_numpy(self.xp.astype(values, self.xp.float32))
@@ -541,13 +571,14 @@ class Renderer:
             image[lo:lo + stop - first] = values
         else:
             image[indices[first:stop]] = values
-        return first, stop, self._omega_total(omega)
+        warning, self.interpolation.warning = self.interpolation.warning, None
+        return first, stop, self._omega_total(omega), warning
 
     def _parallel(self, tiles: int) -> bool:
-        """Tiles run concurrently: several workers and tiles, a CPU backend, and no tricubic
+        """Tiles run concurrently: several workers and tiles, a CPU backend, and no --c-parity tricubic
         interpolation (nanoBragg switches it off at the first out-of-range point in raster order,
         so it runs in order).  GPU backends parallelise inside each tile instead."""
-        return self.threads > 1 and tiles > 1 and self.backend.host_workers and not self.interpolation.enabled
+        return self.threads > 1 and tiles > 1 and self.backend.host_workers and not self.interpolation.ordered
 
     def _forked_workers(self, tiles: int) -> bool:
         import multiprocessing  # imported on first use: most of a render's start-up is imports

@@ -13,7 +13,8 @@ import array_api_compat
 
 from .errors import InputError
 
-__all__ = ["Backend", "DtypePolicy", "get_backend", "get_policy", "array_namespace", "keep_freed_host_memory"]
+__all__ = ["Backend", "DtypePolicy", "get_backend", "get_policy", "array_namespace", "device",
+           "keep_freed_host_memory"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ def array_namespace(*arrays):
     if _NUMPY_IS_STANDARD and all(isinstance(a, np.ndarray) for a in arrays):
         return np
     return array_api_compat.array_namespace(*arrays)
+
+
+def device(array):
+    """The device an array lives on, for creating new arrays beside it."""
+    return array_api_compat.device(array)
 
 
 _HEAP_TUNED = False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .backend import array_namespace
+from .backend import array_namespace, device
 
 R_E_SQR = 7.94079248018965e-30       # classical electron radius squared, m^2
 AVOGADRO = 6.02214179e23
@@ -183,17 +183,24 @@ def structure_factor_table(F_grid, mins, maxs, default_F: float, squared_dtype=N
 
     ``F_grid``: (h, k, l) grid of amplitudes (any namespace, float64), index
     ``mins`` at its origin; ``maxs``: the largest valid indices (the grid may
-    carry padding beyond them, as nanoBragg's does).  F^2 is stored in
-    ``squared_dtype`` (default: that of F_grid), the precision it is used in.
+    carry padding beyond them, as nanoBragg's does).  F^2 and the amplitudes that
+    tricubic interpolation reads are stored in ``squared_dtype`` (default: that of
+    F_grid), the precision they are used in.
     """
     xp = array_namespace(F_grid)
     dims = tuple(int(n) for n in F_grid.shape)
     strides = (dims[1] * dims[2], dims[2], 1)
     flat = xp.reshape(F_grid, (-1,))
-    F_sq = flat * flat if squared_dtype is None else xp.astype(flat * flat, squared_dtype)
-    return dict(F=flat, F_sq=F_sq, dims=dims, mins=tuple(mins), maxs=tuple(maxs), default_F=default_F,
-                strides=xp.asarray([[float(v) for v in strides]], dtype=F_grid.dtype),
-                origin=float(sum(st * lo for st, lo in zip(strides, mins))))
+    dtype = F_grid.dtype if squared_dtype is None else squared_dtype
+    F_sq = xp.astype(flat * flat, dtype, copy=False)
+    # flat offsets of the 4x4x4 tricubic neighbourhood from its lowest corner, (i, j) major
+    cube = [(i * dims[1] + j) * dims[2] + k for i in range(4) for j in range(4) for k in range(4)]
+    return dict(F=flat, F_sq=F_sq, F_interp=xp.astype(flat, dtype, copy=False), dims=dims, mins=tuple(mins),
+                maxs=tuple(maxs), default_F=default_F,
+                strides=xp.asarray([[float(v) for v in strides]], dtype=F_grid.dtype, device=device(F_grid)),
+                origin=float(sum(st * lo for st, lo in zip(strides, mins))),
+                cube=xp.asarray(cube, dtype=xp.int64, device=device(F_grid)),
+                cube_start_max=float(max(flat.shape[0] - 1 - cube[-1], 0)))
 
 
 def structure_factor_nearest(hkl_nearest, table, squared: bool = False, index_bound=None):
@@ -245,32 +252,84 @@ def interpolation_out_of_range(hkl_frac, table):
     return out
 
 
-def _lagrange_weights(x, base):
-    """Cubic Lagrange weights at x for nodes base-1, base, base+1, base+2 (unit spacing)."""
-    t = x - base
-    a, b, c, d = t + 1.0, t, t - 1.0, t - 2.0
-    return (b * c * d / -6.0, a * c * d / 2.0, a * b * d / -2.0, a * b * c / 6.0)
+def _lagrange_weights(t):
+    """Cubic Lagrange weights at offset t from the cell's corner, for the nodes -1, 0, 1, 2."""
+    a, c, d = t + 1.0, t - 1.0, t - 2.0
+    bc = t * c
+    below = bc * d
+    below *= -1.0 / 6.0
+    corner = a * c
+    corner *= d
+    corner *= 0.5
+    above = a * d
+    above *= t
+    above *= -0.5
+    far = a * bc
+    far *= 1.0 / 6.0
+    return below, corner, above, far
 
 
-def structure_factor_tricubic(hkl_frac, table):
-    """Tricubic (4-point Lagrange per axis) interpolation of F; callers ensure the neighbourhood is inside."""
-    xp = array_namespace(hkl_frac)
-    base = xp.floor(hkl_frac)
-    weights = [_lagrange_weights(hkl_frac[axis, ...], base[axis, ...]) for axis in range(3)]
-    starts = [xp.astype(base[axis, ...] - 1 - table["mins"][axis], xp.int64) for axis in range(3)]
-    dims = table["dims"]
-    result = xp.zeros(hkl_frac.shape[1:], dtype=hkl_frac.dtype)
+def _neighbourhoods(corner, table):
+    """F at the 4x4x4 grid points from ``corner`` - 1 (3, N), as 64 arrays (1, N) in (h, k, l) C order."""
+    xp = array_namespace(corner)
+    dims, mins = table["dims"], table["mins"]
+    start = ((corner[0, ...] - (mins[0] + 1)) * dims[1] + (corner[1, ...] - (mins[1] + 1))) * dims[2] \
+        + (corner[2, ...] - (mins[2] + 1))
+    start = xp.astype(xp.clip(start, 0.0, table["cube_start_max"]), xp.int64)
+    values = xp.take(table["F_interp"], xp.reshape(table["cube"][:, None] + start[None, :], (-1,)))
+    return xp.reshape(values, (64, 1, corner.shape[1]))
+
+
+def _contract(cubes, offsets):
+    """sum_ijk w_i(t_h) w_j(t_k) w_k(t_l) V_ijk for cubes (64, 1, N) and offsets t (3, K, N): (K, N).
+
+    Elementwise over (K, N) with N contiguous: each cube value is read once for its K points."""
+    xp = array_namespace(cubes)
+    w_h, w_k, w_l = (_lagrange_weights(xp.astype(offsets[axis, ...], cubes.dtype, copy=False)) for axis in range(3))
+    total = None
     for i in range(4):
-        plane = xp.zeros_like(result)
+        plane = None
         for j in range(4):
-            line = xp.zeros_like(result)
-            for k in range(4):
-                flat = ((starts[0] + i) * dims[1] + (starts[1] + j)) * dims[2] + (starts[2] + k)
-                values = xp.reshape(xp.take(table["F"], xp.reshape(flat, (-1,))), flat.shape)
-                line = line + weights[2][k] * values
-            plane = plane + weights[1][j] * line
-        result = result + weights[0][i] * plane
-    return result
+            base = 16 * i + 4 * j
+            line = cubes[base, ...] * w_l[0]
+            for k in range(1, 4):
+                line += cubes[base + k, ...] * w_l[k]
+            line *= w_k[j]
+            plane = line if plane is None else plane + line
+        plane *= w_h[i]
+        total = plane if total is None else total + plane
+    return total
+
+
+def structure_factor_tricubic(hkl_frac, table, use=None):
+    """Tricubic (4-point Lagrange per axis) interpolation of F at hkl (3, K, N) or (3, N).
+
+    ``use``: boolean (K, N) (or (N,)) of the points to interpolate, whose 4x4x4
+    neighbourhoods the caller has checked to lie inside the table (all points when
+    None); the others come back as 0.  Columns whose K points all lie in one unit
+    cell (nearby orientations of one scattering vector, as a rotation series has)
+    read that cell's neighbourhood once; the other points are interpolated one by one.
+    """
+    xp = array_namespace(hkl_frac)
+    if hkl_frac.ndim == 2:
+        single = structure_factor_tricubic(hkl_frac[:, None, :], table, None if use is None else use[None, :])
+        return single[0, :]
+    corner = xp.floor(hkl_frac[:, 0, :])                                                  # (3, N)
+    offsets = hkl_frac - corner[:, None, :]
+    shared = xp.all((offsets >= 0.0) & (offsets < 1.0), axis=(0, 1))
+    if use is not None:
+        shared = shared & xp.all(use, axis=0)
+    F = _contract(_neighbourhoods(corner, table), offsets)
+    F = xp.where(shared[None, :], F, xp.zeros_like(F))
+    rest = ~shared[None, :] if use is None else use & ~shared[None, :]
+    rest = xp.reshape(xp.broadcast_to(rest, F.shape), (-1,))
+    if bool(xp.any(rest)):
+        points = xp.permute_dims(xp.reshape(xp.permute_dims(hkl_frac, (1, 2, 0)), (-1, 3))[rest], (1, 0))
+        corners = xp.floor(points)
+        flat = xp.reshape(F, (-1,))
+        flat[rest] = _contract(_neighbourhoods(corners, table), (points - corners)[:, None, :])[0, :]
+        F = xp.reshape(flat, F.shape)
+    return F
 
 
 def polarization_factor(incident, diffracted, polar_axis, kahn: float):

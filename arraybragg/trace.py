@@ -253,8 +253,8 @@ class PixelWalker:
         self.grid = grid if grid is not None and grid.count > 0 else None
         self.table = None
         if self.grid is not None:
-            self.table = dict(F=grid.F.reshape(-1), dims=tuple(grid.F.shape),
-                              mins=(grid.h_min, grid.k_min, grid.l_min), maxs=(grid.h_max, grid.k_max, grid.l_max))
+            self.table = physics.structure_factor_table(grid.F, (grid.h_min, grid.k_min, grid.l_min),
+                                                        (grid.h_max, grid.k_max, grid.l_max), sf.default_F)
         self.I_bg = physics.water_background(sim.beam.fluence, sim.sampling.water_size)
         # loop variables that outlive a pixel in the C (printed by -printout)
         self.last = dict(stol=0.0, hkl=(0.0, 0.0, 0.0), hkl0=(0, 0, 0), F_cell=0.0, F_latt=0.0, cell=self.cell0)
@@ -296,12 +296,13 @@ class PixelWalker:
         return volume * float(rad_star_sq * c.fudge < 0.3969), None
 
     def _structure_factor(self, hkl, hkl0) -> float:
-        """F_cell: tricubic while it is on (off for good at the first out-of-range point), else nearest."""
-        point = np.asarray(hkl, dtype=np.float64)
-        if self.interpolate and bool(physics.interpolation_out_of_range(point, self.table)):
+        """F_cell: tricubic where the neighbourhood is on the grid, else the nearest grid point (in
+        --c-parity mode tricubic is off for good after the first point off the grid)."""
+        point = np.asarray(hkl, dtype=np.float64).reshape(3, 1)
+        if self.interpolate and not bool(physics.interpolation_out_of_range(point, self.table)[0]):
+            return float(physics.structure_factor_tricubic(point, self.table)[0])
+        if self.sim.c_parity:
             self.interpolate = False
-        if self.interpolate:
-            return float(physics.structure_factor_tricubic(point.reshape(3, 1), self.table)[0])
         grid = self.grid
         if grid is not None and all(lo <= i <= hi for i, lo, hi in zip(
                 hkl0, (grid.h_min, grid.k_min, grid.l_min), (grid.h_max, grid.k_max, grid.l_max))):
@@ -423,6 +424,18 @@ class PixelWalker:
         if emit is not None and source == 2 and phi_tic == 0:
             _emit_source2(emit, F_cell, F_latt, state, lam)
         term = F_cell * F_cell * F_latt * F_latt
+        if self.sim.c_parity:  # nanoBragg multiplies its running sum by each -oversample_* factor
+            self._add_to_running_sum(state, term)
+            return
+        if smp.oversample_thick:
+            term *= state.capture
+        if smp.oversample_omega:
+            term *= state.omega
+        state.I_pre_polar += term
+        state.I += term * state.polar if smp.oversample_polar else term
+
+    def _add_to_running_sum(self, state: _PixelState, term: float):
+        smp = self.sim.sampling
         state.I += term
         state.I_pre_polar += term
         if smp.oversample_thick:
@@ -509,6 +522,8 @@ def _interpolation_on_entry(sim: Simulation, flat_index: int) -> bool:
     sf = sim.structure_factors
     if not (sf.interpolate and sf.grid is not None and sf.grid.count > 0):
         return False
+    if not sim.c_parity:  # the default mode never switches it off
+        return True
     d = sim.detector
     before = sim.sampling.rendered(d.spixels, d.fpixels).reshape(-1).copy()
     before[flat_index:] = False
