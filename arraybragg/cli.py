@@ -79,7 +79,8 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     scale = settings.intfile_scale if settings.intfile_scale > 0.0 else outputs.auto_int_scale(stats.max_I)
     log("intfile_scale = %g" % scale)
     header = smv_header_for(sim)
-    smv.write_smv(settings.intfilename, outputs.int_image(image, scale, settings.adc_offset, roi), header)
+    smv.write_smv(settings.intfilename, outputs.int_image(image, scale, settings.adc_offset, roi), header,
+                  c_parity=sim.c_parity)
     log("writing %s as 2-byte integers" % settings.intfilename)
     if settings.write_pgm:
         pgm_scale = settings.pgm_scale if settings.pgm_scale > 0.0 else outputs.auto_pgm_scale(scale, stats.rmsd)
@@ -89,7 +90,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     if settings.calculate_noise:
         noise, photons, overloads = outputs.noise_image(image, settings.seed, settings.adc_offset, roi)
         log("%.0f photons on noise image (%d overloads)" % (photons, overloads))
-        smv.write_smv(settings.noisefilename, noise, header)
+        smv.write_smv(settings.noisefilename, noise, header, c_parity=sim.c_parity)
         log("writing %s as 2-byte integers" % settings.noisefilename)
     log("render took %.3f s (%s, %s, %d threads)" % (result.seconds, renderer.backend.name, renderer.policy.name,
                                                       renderer.threads))

@@ -1,9 +1,15 @@
 """SMV (ADSC) image files as nanoBragg writes and reads them.
 
 An SMV file is an ASCII header of ``KEY=value;`` lines in braces, padded to
-HEADER_BYTES (512 here), followed by the pixels as unsigned 16-bit integers,
-fast-major, in the byte order the header names.  nanoBragg writes its
+HEADER_BYTES (a multiple of 512), followed by the pixels as unsigned 16-bit
+integers, fast-major, in the byte order the header names.  nanoBragg writes its
 ``-intfile`` and ``-noisefile`` this way and reads ``-img`` / ``-mask`` files.
+
+nanoBragg always declares HEADER_BYTES=512, even when its values make the text
+longer (517 bytes for a Pilatus 6M geometry); readers that trust the declaration
+(fabio, iotbx) then fail or read pixels from the wrong offset.  By default the
+header here declares and fills the next multiple of 512 that holds the text;
+``c_parity=True`` writes the C's bytes.  ``read_smv`` reads both.
 """
 from __future__ import annotations
 
@@ -64,15 +70,25 @@ class SMVImage:
     data: np.ndarray
 
 
-def format_smv_header(fields: SMVHeader) -> bytes:
-    """Header bytes exactly as nanoBragg writes them (``%g`` values, space-padded to 512).
+def format_smv_header(fields: SMVHeader, c_parity: bool = False) -> bytes:
+    """Header bytes: nanoBragg's keys, values (``%g``) and order, space-padded to HEADER_BYTES.
 
-    A header that would exceed 512 bytes is left unpadded, as the C leaves it.
+    HEADER_BYTES is the smallest multiple of 512 that holds the text.  With
+    ``c_parity`` it is always 512, as in the C, and a longer text is left unpadded.
     """
+    size = HEADER_BYTES
+    while True:
+        text = _header_lines(fields, size)
+        if c_parity or len(text) <= size:
+            return text.ljust(size, b" ")
+        size += HEADER_BYTES
+
+
+def _header_lines(fields: SMVHeader, header_bytes: int) -> bytes:
     g = c_format_g
     lines = [
         "{",
-        f"HEADER_BYTES={HEADER_BYTES};",
+        f"HEADER_BYTES={header_bytes};",
         "DIM=2;",
         f"BYTE_ORDER={NATIVE_BYTE_ORDER};",
         "TYPE=unsigned_short;",
@@ -100,21 +116,29 @@ def format_smv_header(fields: SMVHeader) -> bytes:
         "DETECTOR_SN=000;",
         "BEAMLINE=fake;",
     ]
-    text = ("\n".join(lines) + "\n}\f").encode("ascii")
-    return text.ljust(HEADER_BYTES, b" ")
+    return ("\n".join(lines) + "\n}\f").encode("ascii")
 
 
-def write_smv(path, image, header: SMVHeader) -> None:
-    """Write a uint16 image of shape (spixels, fpixels) as an SMV file, atomically."""
+def write_smv(path, image, header: SMVHeader, c_parity: bool = False) -> None:
+    """Write a uint16 image of shape (spixels, fpixels) as an SMV file, atomically
+    (``c_parity``: the header bytes of the C, see ``format_smv_header``)."""
     pixels = np.ascontiguousarray(image, dtype=np.uint16)
     if pixels.shape != (header.spixels, header.fpixels):
         raise ValueError(f"image shape {pixels.shape} does not match header {(header.spixels, header.fpixels)}")
-    atomic_write(path, format_smv_header(header), pixels)
+    atomic_write(path, format_smv_header(header, c_parity), pixels)
 
 
 def _header_text(raw: bytes) -> str:
     """The header as the C's string functions see it: up to the first NUL byte."""
     return raw.split(b"\0", 1)[0].decode("latin-1")
+
+
+def _overlong_header_end(raw: bytes, path) -> int:
+    """Offset of the pixels after a header longer than it declares: its closing brace (and form feed)."""
+    brace = raw.find(b"}")
+    if brace < 0:
+        raise InputError(f"{path}: SMV header has no closing brace")
+    return brace + 2 if raw[brace + 1:brace + 2] == b"\f" else brace + 1
 
 
 def _last_match_end(header: str, key: str) -> int:
@@ -130,7 +154,9 @@ def _last_match_end(header: str, key: str) -> int:
 def read_smv(path) -> SMVImage:
     """Read an SMV image as nanoBragg's GetFrame does.
 
-    HEADER_BYTES is read from the first 512 bytes; SIZE1 x SIZE2 give the shape
+    HEADER_BYTES is read from the first 512 bytes; a header whose closing brace
+    lies beyond it (as nanoBragg writes long ones) ends at that brace and the form
+    feed after it, where the pixels begin.  SIZE1 x SIZE2 give the shape
     (DETECTOR_DIMENSIONS for both when SIZE1 is 0 or absent).  The last BYTE_ORDER=
     decides the pixel byte order (none: native): unlike the C, which reads the
     pixels raw, the data are byte-swapped when it differs from this machine's.
@@ -150,6 +176,8 @@ def read_smv(path) -> SMVImage:
     header_size = c_double_to_int(header_value(header, "HEADER_BYTES"))
     if header_size <= 0 or header_size > len(raw):
         raise InputError(f"{path}: bad HEADER_BYTES ({header_size}) for a {len(raw)}-byte file")
+    if b"}" not in raw[:header_size]:
+        header_size = _overlong_header_end(raw, path)
     if header_size != HEADER_BYTES:
         header = _header_text(raw[:header_size])
     order_at = _last_match_end(header, "BYTE_ORDER=")

@@ -36,14 +36,18 @@ def _params():
 # --- file parsers (independent of arraybragg.smv) ----------------------------------------------
 
 def parse_smv(raw: bytes) -> tuple[dict[str, str], np.ndarray]:
-    """(header KEY -> value text, uint16 pixels (SIZE2, SIZE1)) of an SMV file."""
-    text = raw[:raw.index(b"}")].decode("ascii")
+    """(header KEY -> value text, uint16 pixels (SIZE2, SIZE1)) of an SMV file.
+
+    The pixels start at HEADER_BYTES, or right after the closing brace and form feed of a
+    header longer than it declares (as nanoBragg writes Pilatus-size ones)."""
+    end = raw.index(b"}")
+    text = raw[:end].decode("ascii")
     header = {}
     for line in text.splitlines():
         if "=" in line:
             key, value = line.split("=", 1)
             header[key.strip()] = value.strip().rstrip(";")
-    offset = int(header["HEADER_BYTES"])
+    offset = max(int(header["HEADER_BYTES"]), end + 2)
     dtype = "<u2" if header["BYTE_ORDER"].startswith("little") else ">u2"
     shape = (int(header["SIZE2"]), int(header["SIZE1"]))
     pixels = np.frombuffer(raw, dtype=dtype, count=shape[0] * shape[1], offset=offset).reshape(shape)
@@ -87,6 +91,11 @@ def assert_pixels_close(ours: np.ndarray, theirs: np.ndarray, label: str) -> int
     return identical
 
 
+def raw_header_end(raw: bytes) -> int:
+    """Bytes up to and including the header's closing brace and form feed."""
+    return raw.index(b"}\f") + 2
+
+
 # --- the test -----------------------------------------------------------------------------------
 
 def render_case_files(case, workdir, monkeypatch) -> None:
@@ -108,8 +117,12 @@ def test_output_files_match_nanobragg(case, tmp_path, monkeypatch):
         if our_name.endswith(".img"):
             ours_header, ours = parse_smv(ours_raw)
             theirs_header, theirs = parse_smv(theirs_raw)
+            declared = int(ours_header.pop("HEADER_BYTES"))
+            assert int(theirs_header.pop("HEADER_BYTES")) == 512
             assert_headers_equal(ours_header, theirs_header)
-            assert len(ours_raw) == len(theirs_raw)
+            # the default mode declares a multiple of 512 that holds the text (nanoBragg: always 512)
+            assert declared % 512 == 0 and raw_header_end(ours_raw) <= declared < raw_header_end(ours_raw) + 512
+            assert len(ours_raw) == declared + 2 * ours.size
         else:
             ours_lines, ours = parse_pgm(ours_raw)
             theirs_lines, theirs = parse_pgm(theirs_raw)
@@ -119,3 +132,47 @@ def test_output_files_match_nanobragg(case, tmp_path, monkeypatch):
         compared.append((our_name, assert_pixels_close(ours, theirs, f"{case.id} {our_name}"), ours.size))
     assert compared
     print(case.id, " ".join(f"{name}: {same}/{total} identical" for name, same, total in compared))
+
+
+def _corpus_case(name):
+    matches = [c for c in corpus_cases() if c.id == name]
+    if not matches:
+        pytest.skip(f"corpus case {name} not present")
+    return matches[0]
+
+
+def test_sup_roi_default_int_image_opens_in_fabio_and_our_reader(tmp_path, monkeypatch):
+    """nanoBragg's Pilatus-size header is 517 bytes declared as 512; ours declares 1024 and is padded."""
+    fabio = pytest.importorskip("fabio")
+    from arraybragg import smv
+
+    case = _corpus_case("sup_roi")
+    reference_raw = case.read_bytes("int.img.gz")
+    assert raw_header_end(reference_raw) == 517
+    _, reference = parse_smv(reference_raw)
+    render_case_files(case, tmp_path, monkeypatch)
+    path = tmp_path / "int.img"
+    assert path.read_bytes().startswith(b"{\nHEADER_BYTES=1024;\n")
+    read_by_fabio = fabio.open(str(path)).data
+    assert int(reference.max()) > 1000
+    assert_pixels_close(read_by_fabio, reference, "fabio")
+    assert np.array_equal(smv.read_smv(path).data, read_by_fabio)
+    # the C's own file, read by our reader: pixels from byte 517, not 512
+    (tmp_path / "c.img").write_bytes(reference_raw)
+    assert np.array_equal(smv.read_smv(tmp_path / "c.img").data, reference)
+
+
+def test_sup_roi_c_parity_int_image_keeps_the_c_header(tmp_path, monkeypatch):
+    from arraybragg import smv
+
+    case = _corpus_case("sup_roi")
+    link_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    argv = case.args + shlex.split(case.meta["output_flags"]) + ["-noprogress", "--c-parity"]
+    assert cli.main(argv) == 0
+    raw = (tmp_path / "int.img").read_bytes()
+    end = raw_header_end(raw)  # the C's values of this geometry (pix0 ignored) take 518 bytes
+    assert raw.startswith(b"{\nHEADER_BYTES=512;\n") and end > 512
+    _, pixels = parse_smv(raw)
+    assert len(raw) == end + 2 * pixels.size and int(pixels.max()) > 1000
+    assert np.array_equal(smv.read_smv(tmp_path / "int.img").data, pixels)

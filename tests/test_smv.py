@@ -65,13 +65,45 @@ def test_header_layout():
     assert text.rstrip(" ").endswith("DETECTOR_SN=000;\nBEAMLINE=fake;\n}\f")
 
 
-def test_overlong_header_is_left_unpadded_like_the_c():
-    # %g values of a large detector can push the header past 512 bytes; the C then
-    # writes it whole and the pixels follow it directly
+def _overlong_fields():
+    # %g values of a large detector push the header text past 512 bytes
     long_value = -123.457e-10
-    header = smv.format_smv_header(example_header(**{field: long_value for field in FIELD_KEYS},
-                                                  dials_origin_mm=(long_value,) * 3))
+    return example_header(**{field: long_value for field in FIELD_KEYS}, dials_origin_mm=(long_value,) * 3)
+
+
+def test_overlong_header_is_left_unpadded_in_c_parity():
+    # the C writes the text whole, still declaring 512 bytes, and the pixels follow it directly
+    header = smv.format_smv_header(_overlong_fields(), c_parity=True)
     assert len(header) > 512 and header.endswith(b"BEAMLINE=fake;\n}\f")
+    assert header.startswith(b"{\nHEADER_BYTES=512;\n")
+
+
+def test_overlong_header_declares_and_fills_the_next_multiple_of_512():
+    header = smv.format_smv_header(_overlong_fields())
+    c_header = smv.format_smv_header(_overlong_fields(), c_parity=True)
+    assert len(header) == 1024 and header.startswith(b"{\nHEADER_BYTES=1024;\n")
+    # keys, values and order as the C's; only the declared size and the padding differ
+    assert header.rstrip(b" ") == c_header.replace(b"HEADER_BYTES=512;", b"HEADER_BYTES=1024;")
+
+
+@pytest.mark.parametrize("c_parity", [False, True])
+def test_overlong_headers_read_back(tmp_path, c_parity):
+    data = np.arange(12, dtype=np.uint16).reshape(3, 4) * 977
+    path = tmp_path / "long.img"
+    smv.write_smv(path, data, _overlong_fields(), c_parity=c_parity)
+    image = smv.read_smv(path)
+    assert np.array_equal(image.data, data)
+    assert smv.header_value(image.header, "BEAMLINE") == 0.0 and "BEAMLINE=fake;" in image.header
+    assert path.stat().st_size == (len(smv.format_smv_header(_overlong_fields(), True)) if c_parity else 1024) + 24
+
+
+def test_fabio_reads_a_padded_long_header(tmp_path):
+    fabio = pytest.importorskip("fabio")
+    data = np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000 + 7
+    path = tmp_path / "long.img"
+    smv.write_smv(path, data, _overlong_fields())
+    image = fabio.open(str(path))
+    assert np.array_equal(image.data, data) and image.header["HEADER_BYTES"] == "1024"
 
 
 def test_round_trip(tmp_path):
