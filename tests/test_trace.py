@@ -119,18 +119,33 @@ def _write_smooth_hkl(path, span=3):
                     fh.write("%d %d %d %g\n" % (h, k, l, 100.0 + 10 * h - 5 * k + 3 * l + h * k))
 
 
-def test_interpolation_switched_off_by_an_earlier_pixel_is_honoured(tmp_path):
+SWITCH_OFF = ("-cell 100 100 100 90 90 90 -hkl small.hkl -interpolate -N 5 -distance 100 -detpixels 64 "
+              "-roi 28 50 28 50").split()
+
+
+def test_c_parity_interpolation_switched_off_by_an_earlier_pixel_is_honoured(tmp_path):
     """nanoBragg turns tricubic interpolation off for good at the first out-of-range point; a pixel
     rendered after that uses nearest-neighbour F_cell, one before it interpolates."""
     _write_smooth_hkl(tmp_path / "small.hkl")
-    args = ("-cell 100 100 100 90 90 90 -hkl small.hkl -interpolate -N 5 -distance 100 -detpixels 64 "
-            "-roi 28 50 28 50").split()
+    args = SWITCH_OFF + ["--c-parity"]
     early, _ = run_cli(tmp_path, args + ["-trace_pixel", "28", "28"])
     late, image = run_cli(tmp_path, args + ["-trace_pixel", "45", "30"])
     assert trace_values(early)["F_cell"] != round(trace_values(early)["F_cell"])    # interpolated
     assert trace_values(late)["F_cell"] == round(trace_values(late)["F_cell"])      # a table entry
     assert trace_values(late)["floatimage_accumulated"] == image[45 * 64 + 30]
     assert "WARNING: out of range for three point interpolation" in late
+
+
+def test_default_mode_interpolates_after_an_earlier_miss(tmp_path):
+    """The default mode falls back per evaluation: the same late pixel still interpolates, and the walk
+    equals the render."""
+    _write_smooth_hkl(tmp_path / "small.hkl")
+    late, image = run_cli(tmp_path, SWITCH_OFF + ["-trace_pixel", "40", "40"])
+    c_parity, _ = run_cli(tmp_path, SWITCH_OFF + ["-trace_pixel", "40", "40", "--c-parity"])
+    assert "WARNING: out of range for three point interpolation" in late
+    assert trace_values(late)["F_cell"] == pytest.approx(106.144224701649, rel=1e-12)
+    assert trace_values(c_parity)["F_cell"] == 108.0      # nearest neighbour after the switch-off
+    assert trace_values(late)["floatimage_accumulated"] == pytest.approx(image[40 * 64 + 40], rel=1e-6)
 
 
 def test_c_parity_phi_carry_starts_at_the_first_phi_loop_not_the_first_pixel(tmp_path):
