@@ -430,6 +430,10 @@ class Renderer:
         bound = self._index_bound(self._q_max(scattering))
         if not self.interpolation.enabled:
             return physics.structure_factor_nearest(nearest_hkl, self.table, squared=True, index_bound=bound)
+        mins, maxs = self.table["mins"], self.table["maxs"]
+        if all(-b >= lo + 2 and b <= hi - 2 for b, lo, hi in zip(bound, mins, maxs)):
+            F = physics.structure_factor_tricubic(hkl, self.table)  # every neighbourhood inside the grid
+            return F * F
         unsafe = physics.interpolation_out_of_range(hkl, self.table)             # (K, N)
         use = self.interpolation.usable(self.backend, hkl, unsafe, reached)
         F = physics.structure_factor_tricubic(hkl, self.table, use)

@@ -301,34 +301,77 @@ def _contract(cubes, offsets):
     return total
 
 
+def _in_cell(hkl_frac, corner):
+    """Boolean (K, N): points of hkl (3, K, N) inside the unit cell with lowest corner ``corner`` (3, N)."""
+    xp = array_namespace(hkl_frac)
+    offsets = hkl_frac - corner[:, None, :]
+    return xp.all((offsets >= 0.0) & (offsets < 1.0), axis=0), offsets
+
+
+def _tricubic_by_cell(hkl_frac, table, use, corner):
+    """(F, done) for the ``use`` points of each column (3, K, N) inside the unit cell at ``corner`` (3, N),
+    from one read of that cell's neighbourhood per column."""
+    xp = array_namespace(hkl_frac)
+    inside, offsets = _in_cell(hkl_frac, corner)
+    done = inside & use
+    F = _contract(_neighbourhoods(corner, table), offsets)
+    return xp.where(done, F, xp.zeros_like(F)), done
+
+
+def _first_pending_corner(hkl_frac, pending):
+    """Corner (3, N) of the unit cell of each column's first pending point (columns with one)."""
+    xp = array_namespace(hkl_frac)
+    first = xp.argmax(xp.astype(pending, xp.int8), axis=0)                                  # (N,)
+    at_first = xp.arange(pending.shape[0], dtype=first.dtype)[:, None] == first[None, :]   # (K, N)
+    return xp.floor(xp.sum(xp.where(at_first, hkl_frac, xp.zeros_like(hkl_frac)), axis=1))
+
+
+def _contiguous(array):
+    """A C-ordered copy of a strided array: elementwise work on it runs at full speed."""
+    xp = array_namespace(array)
+    return xp.reshape(xp.reshape(array, (-1,)), array.shape)
+
+
+def _columns(array, columns):
+    """array (..., N) restricted to the columns where ``columns`` (N,) is True (C-ordered)."""
+    xp = array_namespace(array)
+    axes = tuple(range(array.ndim))[::-1]
+    return _contiguous(xp.permute_dims(xp.permute_dims(array, axes)[columns], axes))
+
+
+def _set_columns(array, columns, values):
+    """Copy of array (K, N) with the selected columns replaced by values (K, M) (C-ordered)."""
+    xp = array_namespace(array)
+    transposed = _contiguous(xp.permute_dims(array, (1, 0)))
+    transposed[columns] = xp.permute_dims(values, (1, 0))
+    return _contiguous(xp.permute_dims(transposed, (1, 0)))
+
+
 def structure_factor_tricubic(hkl_frac, table, use=None):
     """Tricubic (4-point Lagrange per axis) interpolation of F at hkl (3, K, N) or (3, N).
 
     ``use``: boolean (K, N) (or (N,)) of the points to interpolate, whose 4x4x4
     neighbourhoods the caller has checked to lie inside the table (all points when
-    None); the others come back as 0.  Columns whose K points all lie in one unit
-    cell (nearby orientations of one scattering vector, as a rotation series has)
-    read that cell's neighbourhood once; the other points are interpolated one by one.
+    None); the others come back as 0.  The K points of a column (orientations of one
+    scattering vector in a rotation series) mostly share a unit cell: each column reads
+    the neighbourhood of its first point's cell once for all its points there; columns
+    with points elsewhere repeat this with the cell of their first point not yet done.
     """
     xp = array_namespace(hkl_frac)
     if hkl_frac.ndim == 2:
         single = structure_factor_tricubic(hkl_frac[:, None, :], table, None if use is None else use[None, :])
         return single[0, :]
-    corner = xp.floor(hkl_frac[:, 0, :])                                                  # (3, N)
-    offsets = hkl_frac - corner[:, None, :]
-    shared = xp.all((offsets >= 0.0) & (offsets < 1.0), axis=(0, 1))
-    if use is not None:
-        shared = shared & xp.all(use, axis=0)
-    F = _contract(_neighbourhoods(corner, table), offsets)
-    F = xp.where(shared[None, :], F, xp.zeros_like(F))
-    rest = ~shared[None, :] if use is None else use & ~shared[None, :]
-    rest = xp.reshape(xp.broadcast_to(rest, F.shape), (-1,))
-    if bool(xp.any(rest)):
-        points = xp.permute_dims(xp.reshape(xp.permute_dims(hkl_frac, (1, 2, 0)), (-1, 3))[rest], (1, 0))
-        corners = xp.floor(points)
-        flat = xp.reshape(F, (-1,))
-        flat[rest] = _contract(_neighbourhoods(corners, table), (points - corners)[:, None, :])[0, :]
-        F = xp.reshape(flat, F.shape)
+    use = xp.ones(hkl_frac.shape[1:], dtype=xp.bool) if use is None else use
+    F, done = _tricubic_by_cell(hkl_frac, table, use, xp.floor(hkl_frac[:, 0, :]))
+    pending = use & ~done
+    columns = xp.any(pending, axis=0)
+    while bool(xp.any(columns)):  # at most K - 1 rounds, each on the columns still pending
+        hkl_rest, pending_rest = _columns(hkl_frac, columns), _columns(pending, columns)
+        F_rest, done_rest = _tricubic_by_cell(hkl_rest, table, pending_rest,
+                                              _first_pending_corner(hkl_rest, pending_rest))
+        F = _set_columns(F, columns, F_rest + _columns(F, columns))
+        pending = _set_columns(pending, columns, pending_rest & ~done_rest)
+        columns = xp.any(pending, axis=0)
     return F
 
 
