@@ -1,6 +1,6 @@
-"""Time one reference-corpus case: a nanoBragg binary against arraybragg, in one alternating run.
+"""Time one reference-corpus case or named workload: a nanoBragg binary against arraybragg, alternating.
 
-    python benchmarks/compare_c.py --c-bin PATH [--case sup_full] [--repeats 5]
+    python benchmarks/compare_c.py --c-bin PATH [--case sup_full | --workload NAME] [--repeats 5]
         [--dtypes float64,float32] [--threads N] [--reference DIR] [--default-mode]
 
 Each round runs the C program, then arraybragg once per dtype policy, as whole
@@ -37,6 +37,20 @@ DTYPES = ("float64", "float32")
 TOLERANCES = {"float64": (1e-6, 1e-9), "float32": (1e-4, 1e-3)}
 RELATIVE_FLOOR = 1e-9       # pixels below this fraction of the maximum have no meaningful relative error
 RENDER_LINE = re.compile(r"render took ([0-9.eE+-]+) s")
+WORKLOAD_OUTPUTS = "-floatfile float.bin -intfile int.img -nonoise -nopgm"
+_TRICLINIC = "-cell 70 80 90 75 85 95 -default_F 100 -lambda 1 -distance 100 -misset 10 20 30"
+# Workloads beyond the corpus (nanoBragg arguments; corpus inputs such as A.mat resolve as for cases)
+WORKLOADS = {
+    "tricubic": "-mat A.mat -hkl scaled.hkl -interpolate -N 5 -lambda 0.9768 -distance 150 -pixel 0.172 "
+                "-detpixels 1024 -phi 0.05 -osc 0.6 -phisteps 6 -oversample 2",
+    "mosaic": _TRICLINIC + " -N 10 -pixel 0.05 -detpixels 2048 -mosaic 0.5 -mosaic_dom 20 -oversample 1",
+    "sources": _TRICLINIC + " -N 10 -pixel 0.05 -detpixels 2048 -hdivrange 0.3 -vdivrange 0.3 -hdivsteps 3 "
+                            "-vdivsteps 3 -dispersion 2 -dispsteps 3 -oversample 1",
+    "layers": _TRICLINIC + " -N 10 -pixel 0.05 -detpixels 2048 -detector_abs 300 -detector_thick 200 "
+                           "-thicksteps 3 -twotheta 10 -oversample 2",
+    "still": "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -lambda 1 -distance 100 -pixel 0.05 "
+             "-detpixels 3072 -oversample 2",
+}
 
 
 @dataclass
@@ -64,6 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Time a corpus case: nanoBragg against arraybragg, alternating.")
     parser.add_argument("--c-bin", required=True, type=Path, help="nanoBragg executable")
     parser.add_argument("--case", default="sup_full", help="corpus case id (default sup_full)")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS),
+                        help="a named workload instead of a corpus case (see WORKLOADS; default mode advised)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds; medians are over these (default 5)")
     parser.add_argument("--dtypes", default=",".join(DTYPES), type=_dtype_list,
                         help="arraybragg dtype policies, comma separated (default float64,float32)")
@@ -81,7 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not os.access(args.c_bin, os.X_OK):
         parser.error(f"--c-bin: {args.c_bin} is not an executable file")
     args.reference = resolve_reference(args.reference)
-    if not (args.reference / "cases" / args.case / "case.json").exists():
+    if args.workload is None and not (args.reference / "cases" / args.case / "case.json").exists():
         parser.error(f"--case: no {args.case}/case.json under {args.reference / 'cases'}")
     return args
 
@@ -100,8 +116,10 @@ def resolve_reference(explicit: Path | None) -> Path:
     return Path(os.environ.get("ARRAYBRAGG_REFERENCE", REPO.parent / "shared" / "reference"))
 
 
-def case_command_line(reference: Path, case: str) -> tuple[list[str], list[str], str]:
-    """(case arguments, output flags, float image file name) from the case's case.json."""
+def case_command_line(reference: Path, case: str, workload: str | None = None) -> tuple[list[str], list[str], str]:
+    """(arguments, output flags, float image file name) of a named workload or from a case's case.json."""
+    if workload is not None:
+        return shlex.split(WORKLOADS[workload]), shlex.split(WORKLOAD_OUTPUTS), "float.bin"
     meta = json.loads((reference / "cases" / case / "case.json").read_text())
     output_flags = shlex.split(meta["output_flags"])
     if "-floatfile" not in output_flags[:-1]:
@@ -208,7 +226,7 @@ def format_table(series: list[Series]) -> str:
 
 
 def run_comparison(args: argparse.Namespace, report=print) -> list[Series]:
-    case_args, output_flags, float_name = case_command_line(args.reference, args.case)
+    case_args, output_flags, float_name = case_command_line(args.reference, args.case, args.workload)
     mode = [] if args.default_mode else ["--c-parity"]
     c_env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     commands = [(Series("nanoBragg (C)", None), [str(args.c_bin.resolve())] + case_args + output_flags, c_env)]
@@ -242,8 +260,8 @@ def run_comparison(args: argparse.Namespace, report=print) -> list[Series]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    print("case %s, %d rounds, %d threads, C binary %s, arraybragg %s"
-          % (args.case, args.repeats, args.threads, args.c_bin, "default mode" if args.default_mode else "--c-parity"))
+    print("%s, %d rounds, %d threads, C binary %s, arraybragg %s"
+          % ("workload " + args.workload if args.workload else "case " + args.case, args.repeats, args.threads, args.c_bin, "default mode" if args.default_mode else "--c-parity"))
     series = run_comparison(args)
     print()
     print(format_table(series))

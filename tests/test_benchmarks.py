@@ -193,3 +193,23 @@ def test_one_alternating_round_against_a_fake_c_binary(tmp_path, capsys):
     assert set(table) == {"nanoBragg (C)", "arraybragg float32"}
     assert table["arraybragg float32"][-1] == "0"          # no pixel outside the float32 tolerance
     assert float(table["arraybragg float32"][5]) > 0       # C/py ratio
+
+
+def test_named_workloads_are_valid_command_lines(tmp_path):
+    """Every --workload parses and builds (a corpus-independent check of the issue's workloads)."""
+    from arraybragg import build_simulation, parse_args
+
+    reference = _fake_reference(tmp_path)
+    fake = _script(tmp_path / "nanoBragg", "#!/bin/sh\nexit 0\n")
+    args = compare_c.parse_args(["--c-bin", str(fake), "--reference", str(reference), "--workload", "still"])
+    case_args, output_flags, float_name = compare_c.case_command_line(args.reference, args.case, args.workload)
+    assert float_name == "float.bin" and output_flags[:2] == ["-floatfile", "float.bin"]
+    sim = build_simulation(parse_args(case_args))
+    assert sim.detector.shape == (3072, 3072) and sim.sampling.oversample == 2
+    for name, text in compare_c.WORKLOADS.items():
+        if "A.mat" in text:
+            continue  # needs the corpus inputs
+        settings = parse_args(text.split())
+        assert build_simulation(settings).detector.fpixels in (1024, 2048, 3072), name
+    with pytest.raises(SystemExit):
+        compare_c.parse_args(["--c-bin", str(fake), "--reference", str(reference), "--workload", "nothing"])
