@@ -164,7 +164,7 @@ class _Interpolation:
         if not self.switch_off:
             return ~unsafe
         self.enabled = False
-        return xp.permute_dims(xp.reshape(xp.arange(K * N) < cut, (N, K)), (1, 0))
+        return xp.permute_dims(xp.reshape(xp.arange(K * N, device=backend.device) < cut, (N, K)), (1, 0))
 
 
 class Renderer:
@@ -403,7 +403,7 @@ class Renderer:
         sums = xp.astype(F_sq, dtype, copy=False) * latt_sum
         redo = redo | ~xp.isfinite(sums)
         if first_column is not None:
-            redo = redo | (xp.arange(redo.shape[0]) == first_column)
+            redo = redo | (xp.arange(redo.shape[0], device=self.backend.device) == first_column)
         if keep is not None:
             redo = redo & keep
             sums = xp.where(keep, sums, xp.zeros_like(sums))
@@ -447,7 +447,7 @@ class Renderer:
         xp, smp = self.xp, self.sim.sampling
         if not self.weighted:
             return None
-        factor = xp.ones(omega.shape + (self.wavelengths.shape[0],), dtype=self.f64)     # (P, T, S, Src)
+        factor = xp.ones(omega.shape + (self.wavelengths.shape[0],), dtype=self.f64, device=self.backend.device)
         if smp.oversample_thick:
             factor = factor * capture[..., None]
         if smp.oversample_omega:
@@ -466,7 +466,7 @@ class Renderer:
             factor = xp.where(xp.permute_dims(reached, (1, 0)), factor, xp.ones_like(factor))
         flat_terms = xp.reshape(xp.astype(xp.permute_dims(terms, (1, 0)), self.f64), (P, -1))
         flat_factor = xp.reshape(factor, (P, -1))
-        I = xp.full((P,), self.I_bg, dtype=self.f64)
+        I = xp.full((P,), self.I_bg, dtype=self.f64, device=self.backend.device)
         for j in range(flat_terms.shape[1]):
             I = (I + flat_terms[:, j]) * flat_factor[:, j]
         return I
@@ -490,7 +490,7 @@ class Renderer:
         flat = xp.reshape(polar, (P, -1))
         if keep is not None:
             flat = xp.where(xp.reshape(keep, (P, -1)), flat, xp.zeros_like(flat))
-        result = xp.zeros((P,), dtype=self.f64)
+        result = xp.zeros((P,), dtype=self.f64, device=self.backend.device)
         for j in range(flat.shape[1] - 1, -1, -1):
             result = xp.where(flat[:, j] != 0, flat[:, j], result)
         return result

@@ -29,16 +29,20 @@ class Backend:
     geometry_batch: int = 8
     # Whether tiles may be spread over forked host worker processes (CPU arrays only).
     host_workers: bool = True
+    # Where the arrays live (None: the namespace's default device).
+    device: object = None
 
     def asarray(self, values, dtype=None):
-        """Host data (NumPy array, list, scalar) -> array of this backend."""
-        return self.xp.asarray(values if dtype is None else np.asarray(values), dtype=dtype)
+        """Host data (NumPy array, list, scalar) -> array of this backend, on its device."""
+        return self.xp.asarray(values if dtype is None else np.asarray(values), dtype=dtype, device=self.device)
 
     def to_numpy(self, array) -> np.ndarray:
         """Array of this backend -> host NumPy array (copy only when needed)."""
+        if isinstance(array, np.ndarray):
+            return array
         if self.name == "cupy":
             return array.get()
-        return np.asarray(array)
+        return np.from_dlpack(array)  # any namespace, any host-visible device
 
     def quiet(self):
         """Context that silences NumPy's floating-point warnings (0/0 at exact lattice points is
@@ -94,13 +98,14 @@ def keep_freed_host_memory() -> bool:
     return True
 
 
-def get_backend(name: str = "numpy") -> Backend:
-    """Backend by name: 'numpy', 'cupy' or 'array_api_strict' (tests)."""
+def get_backend(name: str = "numpy", device=None) -> Backend:
+    """Backend by name: 'numpy', 'cupy' or 'array_api_strict' (tests); ``device``: where its arrays live
+    (a device object of that namespace; None: its default)."""
     if name == "numpy":
         if _NUMPY_IS_STANDARD:
-            return Backend(name, np)
+            return Backend(name, np, device=device)
         import array_api_compat.numpy as xp
-        return Backend(name, xp)
+        return Backend(name, xp, device=device)
     if name == "cupy":
         try:
             import array_api_compat.cupy as xp
@@ -109,10 +114,10 @@ def get_backend(name: str = "numpy") -> Backend:
             cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:  # no CuPy or no CUDA device
             raise InputError(f"--backend cupy: CuPy with a CUDA device is not available ({exc.__class__.__name__})") from None
-        return Backend(name, xp, tile_elements=1 << 22, geometry_batch=1, host_workers=False)
+        return Backend(name, xp, tile_elements=1 << 22, geometry_batch=1, host_workers=False, device=device)
     if name == "array_api_strict":
         import array_api_strict as xp
-        return Backend(name, xp, host_workers=False)
+        return Backend(name, xp, host_workers=False, device=device)
     raise InputError(f"--backend: unknown backend '{name}' (numpy, cupy)")
 
 

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import physics
-from .backend import array_namespace
+from .backend import array_namespace, device
 
 # an evaluation whose h comes this close (in index units) to a half-integer is redone directly
 CROSSING_MARGIN = 1e-5
@@ -86,7 +86,7 @@ class SmallRotations:
         edge = math.pi * (0.5 - CROSSING_MARGIN)
         redo = xp.any((xp.min(phases, axis=1) < -edge) | (xp.max(phases, axis=1) > edge), axis=0)
         if not self.grating_axes:
-            return xp.full((N,), float(self.total_orientations), dtype=phases.dtype), redo
+            return xp.full((N,), float(self.total_orientations), dtype=phases.dtype, device=device(phases)), redo
         latt_sq = physics.grating_sq_from_phases([phases[i, ...] for i in self.grating_axes], self.N)
         if self.weights is None:
             return xp.sum(latt_sq, axis=0), redo

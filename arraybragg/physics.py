@@ -132,11 +132,11 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
         # one division for the three axes: prod sin(pi e) / prod sin(pi d)
         axes = [(axis, N) for axis, N in enumerate((Na, Nb, Nc)) if N > 1]
         if not axes:
-            return xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype)
+            return xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype, device=device(hkl_frac))
         numerator, denominator = _products(
             _grating_sines(xp.astype(delta[axis, ...], lattice_dtype, copy=False), N, polynomial) for axis, N in axes)
         if xp.any(denominator == 0):  # exact lattice points: the limit of each ratio is N
-            numerator = xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype)
+            numerator = xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype, device=device(hkl_frac))
             for axis, N in axes:
                 d = xp.astype(delta[axis, ...], lattice_dtype, copy=False)
                 numerator *= xp.where(d == 0, xp.full_like(d, N), grating_amplitude(d, N, polynomial))
@@ -214,7 +214,7 @@ def structure_factor_nearest(hkl_nearest, table, squared: bool = False, index_bo
     xp = array_namespace(hkl_nearest)
     default = table["default_F"] ** 2 if squared else table["default_F"]
     if table["F"] is None:
-        return xp.full(hkl_nearest.shape[1:], default, dtype=hkl_nearest.dtype)
+        return xp.full(hkl_nearest.shape[1:], default, dtype=hkl_nearest.dtype, device=device(hkl_nearest))
     values_table = table["F_sq"] if squared else table["F"]
     mins, maxs, dims = table["mins"], table["maxs"], table["dims"]
     flat_hkl = xp.reshape(hkl_nearest, (3, -1))
@@ -322,7 +322,7 @@ def _first_pending_corner(hkl_frac, pending):
     """Corner (3, N) of the unit cell of each column's first pending point (columns with one)."""
     xp = array_namespace(hkl_frac)
     first = xp.argmax(xp.astype(pending, xp.int8), axis=0)                                  # (N,)
-    at_first = xp.arange(pending.shape[0], dtype=first.dtype)[:, None] == first[None, :]   # (K, N)
+    at_first = xp.arange(pending.shape[0], dtype=first.dtype, device=device(first))[:, None] == first[None, :]
     return xp.floor(xp.sum(xp.where(at_first, hkl_frac, xp.zeros_like(hkl_frac)), axis=1))
 
 
@@ -361,7 +361,7 @@ def structure_factor_tricubic(hkl_frac, table, use=None):
     if hkl_frac.ndim == 2:
         single = structure_factor_tricubic(hkl_frac[:, None, :], table, None if use is None else use[None, :])
         return single[0, :]
-    use = xp.ones(hkl_frac.shape[1:], dtype=xp.bool) if use is None else use
+    use = xp.ones(hkl_frac.shape[1:], dtype=xp.bool, device=device(hkl_frac)) if use is None else use
     F, done = _tricubic_by_cell(hkl_frac, table, use, xp.floor(hkl_frac[:, 0, :]))
     pending = use & ~done
     columns = xp.any(pending, axis=0)
