@@ -5,24 +5,10 @@ import math
 import sys
 from typing import Optional, Sequence
 
-from . import __version__, flags, outputs, smv
+from . import __version__, flags, outputs, progress, smv
 from .errors import InputError
 from .accumulation import Renderer
 from .setup import RTD, build_simulation
-
-
-def _progress_printer(stream):
-    last = [-1]
-
-    def show(done: int, total: int):
-        percent = done * 100 // max(total, 1)
-        if percent != last[0]:
-            last[0] = percent
-            stream.write("\r%3d%% done" % percent)
-            if done >= total:
-                stream.write("\n")
-            stream.flush()
-    return show
 
 
 def smv_header_for(sim) -> smv.SMVHeader:
@@ -39,6 +25,23 @@ def smv_header_for(sim) -> smv.SMVHeader:
         dials_origin_mm=tuple(float(v) for v in d.dials_origin_mm), xds_orgx=d.ORGX, xds_orgy=d.ORGY,
         close_distance_mm=d.close_distance * 1000.0, phi_deg=g.phi0 * RTD, osc_start_deg=g.phi0 * RTD,
         osc_range_deg=g.osc * RTD, twotheta_deg=d.twotheta * RTD)
+
+
+def _write_extra_images(settings, sim, log, image, int_pixels, noise) -> None:
+    """-cbffile, -nexusfile and -pngfile (formats nanoBragg does not write)."""
+    if not (settings.cbffilename or settings.nexusfilename or settings.pngfilename):
+        return
+    from . import imagefiles  # fabio, h5py and matplotlib only when asked for
+    if settings.cbffilename:
+        imagefiles.write_cbf(settings.cbffilename, int_pixels, sim, exposure_s=settings.exposure)
+        log("writing %s as byte-offset compressed miniCBF" % settings.cbffilename)
+    if settings.nexusfilename:
+        extra = dict(int_image=int_pixels, noise_image=noise) if settings.nexus_int else {}
+        imagefiles.write_nexus(settings.nexusfilename, image, sim, exposure_s=settings.exposure, **extra)
+        log("writing %s as NeXus/NXmx HDF5" % settings.nexusfilename)
+    if settings.pngfilename:
+        imagefiles.write_png(settings.pngfilename, image, settings.png_scale, settings.png_cmap)
+        log("writing %s as %s-scaled PNG" % (settings.pngfilename, settings.png_scale))
 
 
 def run(argv: Sequence[str], out=None, err=None) -> int:
@@ -60,7 +63,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     renderer = Renderer(sim, backend=settings.backend, policy=settings.dtype, threads=settings.threads,
                         tile_pixels=settings.tile_pixels)
     show_progress = settings.progress_meter and err.isatty() and not settings.printout
-    result = renderer.render(progress=_progress_printer(err) if show_progress else None)
+    result = renderer.render(progress=progress.terminal_progress(err) if show_progress else None)
     if settings.trace_pixel is not None or settings.printout:
         from . import trace  # only for -trace_pixel / -printout: keeps start-up short
         for line in trace.report_lines(settings, sim, result.image):
@@ -79,7 +82,8 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     scale = settings.intfile_scale if settings.intfile_scale > 0.0 else outputs.auto_int_scale(stats.max_I)
     log("intfile_scale = %g" % scale)
     header = smv_header_for(sim)
-    smv.write_smv(settings.intfilename, outputs.int_image(image, scale, settings.adc_offset, roi), header)
+    int_pixels = outputs.int_image(image, scale, settings.adc_offset, roi)
+    smv.write_smv(settings.intfilename, int_pixels, header)
     log("writing %s as 2-byte integers" % settings.intfilename)
     if settings.write_pgm:
         pgm_scale = settings.pgm_scale if settings.pgm_scale > 0.0 else outputs.auto_pgm_scale(scale, stats.rmsd)
@@ -91,6 +95,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
         log("%.0f photons on noise image (%d overloads)" % (photons, overloads))
         smv.write_smv(settings.noisefilename, noise, header)
         log("writing %s as 2-byte integers" % settings.noisefilename)
+    _write_extra_images(settings, sim, log, image, int_pixels, noise if settings.calculate_noise else None)
     log("render took %.3f s (%s, %s, %d threads)" % (result.seconds, renderer.backend.name, renderer.policy.name,
                                                       renderer.threads))
     return 0
