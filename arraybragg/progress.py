@@ -11,11 +11,11 @@ from typing import Callable, TextIO
 __all__ = ["terminal_progress"]
 
 
-def terminal_progress(stream: TextIO, delay_s: float = 1.0) -> Callable[[int, int], None]:
+def terminal_progress(stream: TextIO, delay_s: float = 1.0, refresh_s: float = 0.2) -> Callable[[int, int], None]:
     """A callable drawing a tqdm bar (pixels/s and time left) on ``stream``.
 
     Nothing is drawn for renders that finish within ``delay_s`` seconds; the bar is
-    removed when the render completes.
+    redrawn at most every ``refresh_s`` seconds and removed when the render completes.
     """
     from tqdm import tqdm
 
@@ -25,7 +25,8 @@ def terminal_progress(stream: TextIO, delay_s: float = 1.0) -> Callable[[int, in
         bar = state.get("bar")
         if bar is None:
             bar = state["bar"] = tqdm(total=total, file=stream, delay=delay_s, unit="px", unit_scale=True,
-                                      desc="rendering", leave=False, dynamic_ncols=True)
+                                      desc="rendering", leave=False, dynamic_ncols=True,
+                                      mininterval=refresh_s)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
