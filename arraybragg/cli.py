@@ -59,6 +59,9 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
         return 0
     log = lambda line="": out.write(line + "\n")
     log("arraybragg: nanoBragg nanocrystal diffraction simulator on the array API")
+    if settings.pngfilename:  # a bad colour map fails before the render, not after
+        from . import imagefiles
+        imagefiles.check_png_options(settings.png_scale, settings.png_cmap)
     sim = build_simulation(settings, log=log)
     renderer = Renderer(sim, backend=settings.backend, policy=settings.dtype, threads=settings.threads,
                         tile_pixels=settings.tile_pixels)

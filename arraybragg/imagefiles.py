@@ -26,7 +26,7 @@ from .errors import InputError
 from .models import Simulation
 from .outputs import atomic_write
 
-__all__ = ["cbf_bytes", "write_cbf", "write_nexus", "png_bytes", "write_png", "lab_to_mcstas"]
+__all__ = ["cbf_bytes", "write_cbf", "write_nexus", "check_png_options", "png_bytes", "write_png", "lab_to_mcstas"]
 
 RTD = 180.0 / math.pi
 
@@ -160,6 +160,8 @@ def _nexus_detector(instrument, sim: Simulation, to_mcstas: np.ndarray, exposure
     _put(det, "beam_center_x", float(d.Fbeam / d.pixel_size), "pixel")
     _put(det, "beam_center_y", float(d.Sbeam / d.pixel_size), "pixel")
     _put(det, "count_time", float(exposure_s), "s")
+    _put(det, "frame_time", float(exposure_s), "s")
+    _put(det, "type", "PIXEL")
     _put(det, "saturation_value", 65535)
     module = _group(det, "module", "NXdetector_module")
     _put(module, "data_origin", np.array([0, 0], dtype=np.int32))
@@ -228,15 +230,21 @@ def write_nexus(path, float_image, sim: Simulation, *, int_image=None, noise_ima
 
 # --- PNG preview ----------------------------------------------------------------------------
 
-def png_bytes(float_image, scale: str = "log", cmap: str = "inferno") -> bytes:
-    """An RGB PNG of the image: log1p or sqrt of the photons, 0 to the 99.9th percentile, a colour map."""
+def check_png_options(scale: str, cmap: str) -> None:
+    """InputError naming the option unless ``scale`` is log or sqrt and ``cmap`` a matplotlib colour map."""
     import matplotlib
-    from matplotlib import image as mpl_image
 
-    if cmap not in matplotlib.colormaps:
-        raise InputError(f"--png-cmap: unknown colour map '{cmap}' (try inferno, viridis, gray, gray_r)")
     if scale not in ("log", "sqrt"):
         raise InputError(f"--png-scale: expected log or sqrt, got {scale!r}")
+    if cmap not in matplotlib.colormaps:
+        raise InputError(f"--png-cmap: unknown colour map '{cmap}' (try inferno, viridis, gray, gray_r)")
+
+
+def png_bytes(float_image, scale: str = "log", cmap: str = "inferno") -> bytes:
+    """An RGB PNG of the image: log1p or sqrt of the photons, 0 to the 99.9th percentile, a colour map."""
+    from matplotlib import image as mpl_image
+
+    check_png_options(scale, cmap)
     values = np.nan_to_num(np.asarray(float_image, dtype=np.float64), nan=0.0, posinf=0.0)
     values = np.maximum(values, 0.0)
     values = np.log1p(values) if scale == "log" else np.sqrt(values)

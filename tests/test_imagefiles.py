@@ -95,6 +95,7 @@ NXMX_REQUIRED = [
     ("entry/instrument/detector", "NXdetector"), ("entry/instrument/detector/depends_on", None),
     ("entry/instrument/detector/transformations", "NXtransformations"),
     ("entry/instrument/detector/transformations/origin", None),
+    ("entry/instrument/detector/frame_time", None), ("entry/instrument/detector/saturation_value", None),
     ("entry/instrument/detector/x_pixel_size", None), ("entry/instrument/detector/y_pixel_size", None),
     ("entry/instrument/detector/sensor_material", None), ("entry/instrument/detector/sensor_thickness", None),
     ("entry/instrument/detector/module", "NXdetector_module"),
@@ -183,6 +184,18 @@ def test_png_unknown_colour_map_fails_cleanly_and_writes_nothing(tmp_path):
     target = tmp_path / "x.png"
     with pytest.raises(InputError, match="--png-cmap"):
         imagefiles.write_png(target, np.ones((4, 4)), "log", "no_such_map")
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_bad_colour_map_fails_before_rendering(tmp_path, capsys):
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert cli.main(["-pngfile", "x.png", "--png-cmap", "rainbowish", "-default_F", "1", "-cell", "9", "9", "9",
+                         "90", "90", "90"]) == 2
+    finally:
+        os.chdir(cwd)
+    assert capsys.readouterr().err.startswith("arraybragg: error: --png-cmap: unknown colour map 'rainbowish'")
     assert not list(tmp_path.iterdir())
 
 
