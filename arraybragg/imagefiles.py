@@ -26,7 +26,7 @@ from .errors import InputError
 from .models import Simulation
 from .outputs import atomic_write
 
-__all__ = ["cbf_bytes", "write_cbf", "write_nexus", "check_png_options", "png_bytes", "write_png", "lab_to_mcstas"]
+__all__ = ["beam_centre_pixels", "cbf_bytes", "write_cbf", "write_nexus", "check_png_options", "png_bytes", "write_png", "lab_to_mcstas"]
 
 RTD = 180.0 / math.pi
 
@@ -50,12 +50,24 @@ def _timestamp() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
+def beam_centre_pixels(detector) -> tuple[float, float]:
+    """Where the direct beam meets the detector plane: (fast, slow) in pixels from the corner of pixel (0, 0).
+
+    Equal to nanoBragg's Fbeam, Sbeam (over the pixel size) for an untilted detector; with
+    ``-twotheta`` it is the true intersection, which nanoBragg's reported values are not.
+    """
+    matrix = np.column_stack([detector.fdet, detector.sdet, -np.asarray(detector.beam_vector, dtype=float)])
+    fast, slow, _ = np.linalg.solve(matrix, -np.asarray(detector.pix0, dtype=float))
+    return float(fast / detector.pixel_size), float(slow / detector.pixel_size)
+
+
 # --- miniCBF -------------------------------------------------------------------------------
 
 def _pilatus_header(sim: Simulation, exposure_s: float) -> list[str]:
     """The "# key value" lines of a PILATUS_1.2 header (SI units, beam centre in pixels from the corner)."""
     d, g = sim.detector, sim.goniometer
     px = d.pixel_size
+    beam_x, beam_y = beam_centre_pixels(d)
     return [
         "# Detector: arraybragg simulated PILATUS-format detector, S/N 0-0000",
         f"# {_timestamp()}",
@@ -66,7 +78,7 @@ def _pilatus_header(sim: Simulation, exposure_s: float) -> list[str]:
         "# Count_cutoff 65535 counts",
         f"# Wavelength {sim.beam.lambda0 * 1e10:.6f} A",
         f"# Detector_distance {d.distance:.7f} m",
-        f"# Beam_xy ({d.Fbeam / px:.4f}, {d.Sbeam / px:.4f}) pixels",
+        f"# Beam_xy ({beam_x:.4f}, {beam_y:.4f}) pixels",
         f"# Start_angle {g.phi0 * RTD:.6f} deg.",
         f"# Angle_increment {g.osc * RTD:.6f} deg.",
         f"# Phi {g.phi0 * RTD:.6f} deg.",
@@ -157,8 +169,9 @@ def _nexus_detector(instrument, sim: Simulation, to_mcstas: np.ndarray, exposure
     _put(det, "x_pixel_size", float(d.pixel_size), "m")
     _put(det, "y_pixel_size", float(d.pixel_size), "m")
     _put(det, "distance", float(d.distance), "m")
-    _put(det, "beam_center_x", float(d.Fbeam / d.pixel_size), "pixel")
-    _put(det, "beam_center_y", float(d.Sbeam / d.pixel_size), "pixel")
+    beam_x, beam_y = beam_centre_pixels(d)
+    _put(det, "beam_center_x", beam_x, "pixel")
+    _put(det, "beam_center_y", beam_y, "pixel")
     _put(det, "count_time", float(exposure_s), "s")
     _put(det, "frame_time", float(exposure_s), "s")
     _put(det, "type", "PIXEL")

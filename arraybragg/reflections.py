@@ -15,6 +15,7 @@ comes back with the grid so that a caller can use it when no cell was given.
 """
 from __future__ import annotations
 
+import gzip
 import math
 import os
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ __all__ = ["FileStructureFactors", "file_format", "read_structure_factors", "rea
            "fcalc_from_model", "grid_from_reflections"]
 
 TEXT, MTZ, SF_MMCIF, MODEL = "text", "mtz", "sf-mmcif", "model"
-_MODEL_SUFFIXES = (".pdb", ".ent", ".pdb.gz", ".ent.gz")
 
 
 @dataclass
@@ -46,25 +46,21 @@ def file_format(path) -> str:
     """The kind of ``-hkl`` file: "mtz", "sf-mmcif", "model" or "text" (nanoBragg's list).
 
     Decided by content (the MTZ magic number, mmCIF ``_refln.`` / ``_atom_site.``
-    categories, PDB records), the file name breaking ties for models.
+    categories, PDB records), looking inside gzip files.
     """
-    name = os.fspath(path).lower()
     try:
         with open(path, "rb") as stream:
             head = stream.read(1 << 16)
-    except OSError as exc:
-        raise InputError(f"-hkl: cannot open '{os.fspath(path)}' ({exc.strerror})") from None
+        if head.startswith(b"\x1f\x8b"):  # gzip (PDB's r1abcsf.ent.gz, 1abc.cif.gz): gemmi reads it as is
+            with gzip.open(path, "rb") as stream:
+                head = stream.read(1 << 16)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"-hkl: cannot open '{os.fspath(path)}' ({getattr(exc, 'strerror', None) or exc})") from None
     if head.startswith(b"MTZ "):
         return MTZ
-    if name.endswith(".gz") or head.startswith(b"\x1f\x8b"):
-        return MODEL if name.endswith(_MODEL_SUFFIXES) or ".cif" in name else TEXT
     text = head.decode("latin-1")
-    if text.lstrip().startswith("data_") or "\ndata_" in text:
-        if "_refln." in text or "_refln_" in text:
-            return SF_MMCIF
-        if "_atom_site." in text or "_atom_site_" in text:
-            return MODEL
-        return SF_MMCIF if "refln" in name or "-sf" in name else MODEL
+    if text.lstrip().startswith("data_") or "\ndata_" in text:  # mmCIF: reflections, else a model
+        return SF_MMCIF if "_refln." in text or "_refln_" in text else MODEL
     if any(line.startswith(("ATOM  ", "HETATM", "CRYST1")) for line in text.splitlines()):
         return MODEL
     return TEXT

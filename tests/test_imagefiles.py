@@ -167,6 +167,36 @@ def test_nexus_geometry_puts_the_beam_centre_where_the_cbf_says(rendered):
     assert hit[2] == pytest.approx(0.2)  # the distance
 
 
+@pytest.mark.parametrize("convention", [[], ["-xds"], ["-dials"], ["-adxv"], ["-mosflm", "-twotheta", "20"]])
+def test_nexus_chains_match_the_detector_in_every_convention(tmp_path, convention):
+    sim = _small_sim(tmp_path, ["-distance", "120", "-Xbeam", "0.3", "-Ybeam", "0.5", *convention])
+    rotation = imagefiles.lab_to_mcstas(sim)
+    assert np.allclose(rotation @ rotation.T, np.eye(3)) and np.linalg.det(rotation) == pytest.approx(1.0)
+    assert np.allclose(rotation @ sim.beam.beam_vector, [0.0, 0.0, 1.0])
+    imagefiles.write_nexus(tmp_path / "x.nxs", np.zeros(sim.detector.shape), sim)
+    d = sim.detector
+    with h5py.File(tmp_path / "x.nxs", "r") as h5:
+        module = "entry/instrument/detector/module/"
+        origin = _chain_position(h5, "entry/instrument/detector/module/module_offset", np.zeros(3))
+        fast = np.asarray(h5[module + "fast_pixel_direction"].attrs["vector"])
+        slow = np.asarray(h5[module + "slow_pixel_direction"].attrs["vector"])
+        spindle = np.asarray(h5["entry/sample/transformations/phi"].attrs["vector"])
+    # pixel (f, s) corner at origin + f fast + s slow, as the lab vectors say
+    assert np.allclose(origin, rotation @ d.pix0) and np.allclose(fast, rotation @ d.fdet)
+    assert np.allclose(slow, rotation @ d.sdet) and np.allclose(spindle, rotation @ sim.goniometer.spindle)
+    normal = np.cross(fast, slow)
+    hit = (origin @ normal) / normal[2] * np.array([0.0, 0.0, 1.0])
+    along = ((hit - origin) @ fast, (hit - origin) @ slow)
+    with h5py.File(tmp_path / "x.nxs", "r") as h5:
+        recorded = [h5["entry/instrument/detector/beam_center_" + axis][()] * d.pixel_size for axis in "xy"]
+    assert along == pytest.approx(recorded, abs=1e-12)
+    if d.twotheta == 0.0:  # untilted: where nanoBragg says the beam is, at -distance
+        assert along == pytest.approx((d.Fbeam, d.Sbeam), abs=1e-12)
+        assert hit[2] == pytest.approx(d.distance)
+    else:  # the beam meets the tilted plane where -Xbeam/-Ybeam put it (MOSFLM: +half a pixel, swapped)
+        assert along == pytest.approx((0.5e-3 + 0.05e-3, 0.3e-3 + 0.05e-3), abs=1e-12)
+
+
 def test_png_preview_is_a_colour_image_of_the_render(rendered):
     from PIL import Image
 
@@ -209,13 +239,13 @@ def test_failed_nexus_write_leaves_no_file(tmp_path, rendered, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["P1.hkl"]
 
 
-def _small_sim(tmp_path):
+def _small_sim(tmp_path, extra=()):
     from arraybragg import flags
     from arraybragg.setup import build_simulation
 
     (tmp_path / "P1.hkl").write_text("1 2 3 10\n")
     settings = flags.parse_args(["-hkl", str(tmp_path / "P1.hkl"), "-cell", "50", "50", "50", "90", "90", "90",
-                                 "-detpixels", "8", "-dump", os.devnull])
+                                 "-detpixels", "8", "-dump", os.devnull, *extra])
     return build_simulation(settings, log=lambda line="": None, workdir=str(tmp_path))
 
 

@@ -1,4 +1,5 @@
 """-hkl MTZ / mmCIF / PDB through gemmi (arraybragg.reflections), checked against gemmi and text lists."""
+import gzip
 import io
 import os
 
@@ -70,9 +71,13 @@ def test_file_format_by_content(tmp_path):
     st = gemmi.read_structure(str(tmp_path / "model.pdb"))
     st.setup_entities()
     st.make_mmcif_document().write_file(str(tmp_path / "model.cif"))
-    kinds = {name: reflections.file_format(tmp_path / name) for name in [*files, "data.dat", "model.cif"]}
+    (tmp_path / "r9xyzsf.ent.gz").write_bytes(gzip.compress(SF_CIF.encode()))
+    names = [*files, "data.dat", "model.cif", "r9xyzsf.ent.gz"]
+    kinds = {name: reflections.file_format(tmp_path / name) for name in names}
     assert kinds == {"list.hkl": "text", "model.pdb": "model", "data.cif": "sf-mmcif", "any.txt": "model",
-                     "data.dat": "mtz", "model.cif": "model"}
+                     "data.dat": "mtz", "model.cif": "model", "r9xyzsf.ent.gz": "sf-mmcif"}
+    gz = reflections.read_structure_factors(tmp_path / "r9xyzsf.ent.gz")
+    assert gz.grid.count == 8 and gz.spacegroup == "P 1 21 1"
 
 
 def test_mtz_from_p1_list_gives_the_same_grid_and_image_as_the_list(tmp_path):
