@@ -127,12 +127,8 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
     roi = tuple(v if v >= 0 else d for v, d in
                 zip((s.roi_xmin, s.roi_xmax, s.roi_ymin, s.roi_ymax), (0, fpixels, 0, spixels)))
 
-    file_sf = _read_structure_factor_file(s, log, detector)
-    if file_sf is not None and s.matfilename is None and not (s.user_cell and s.cell_a > 0.0):
-        s = _with_file_cell(s, log, file_sf)
+    s, file_sf = _read_structure_factor_file(s, log, detector)
     crystal = _build_crystal(s, log, sample_y, sample_z)
-    if file_sf is not None:
-        _compare_cells(log, crystal, file_sf)
     oversample = s.oversample
     xtalsize_max = max(np.linalg.norm(crystal.a) * crystal.Na, np.linalg.norm(crystal.b) * crystal.Nb,
                        np.linalg.norm(crystal.c) * crystal.Nc)
@@ -374,15 +370,19 @@ def detector_d_min(detector: Detector, wavelength: float) -> float:
 
 
 def _read_structure_factor_file(s, log, detector):
-    """-hkl MTZ / mmCIF / PDB through gemmi (F_calc of a model to the detector's corner); None for text lists."""
+    """(settings, structure factors) for -hkl MTZ / mmCIF / PDB through gemmi, (s, None) for text lists.
+
+    A model's F_calc reaches the detector's corner.  With neither -cell nor -mat, the
+    returned settings carry the file's cell as -cell.
+    """
     if s.hklfilename is None:
-        return None
+        return s, None
     from . import reflections  # gemmi only when such a file is given
     kind = reflections.file_format(s.hklfilename)
     if kind == reflections.TEXT:
         if s.mtz_column is not None:
             raise InputError(f"--mtz-column: -hkl {s.hklfilename} is a text list, not an MTZ or mmCIF file")
-        return None
+        return s, None
     # the shortest wavelength of the dispersion reaches furthest; 2% margin for curved or tilted pixels
     d_min = 0.98 * detector_d_min(detector, s.lambda0 * (1.0 - 0.5 * s.dispersion))
     result = reflections.read_structure_factors(s.hklfilename, d_min=d_min, column=s.mtz_column,
@@ -391,7 +391,9 @@ def _read_structure_factor_file(s, log, detector):
         log(line)
     log("read %d P1 reflections (%s, %s) from %s %s" % (result.grid.count, result.source, result.spacegroup,
                                                          kind, s.hklfilename))
-    return result
+    if s.matfilename is None and not (s.user_cell and s.cell_a > 0.0):
+        s = _with_file_cell(s, log, result)
+    return s, result
 
 
 def _with_file_cell(s, log, file_sf):
@@ -435,6 +437,7 @@ def _load_structure_factors(s, log, crystal, workdir, file_sf=None) -> Structure
         if not os.path.exists(s.hklfilename):
             raise InputError(f"-hkl: cannot open '{s.hklfilename}'")
         if file_sf is not None:
+            _compare_cells(log, crystal, file_sf)
             grid, warnings = file_sf.grid, []
         else:
             grid, warnings = hkl.read_hkl_text(s.hklfilename, s.default_F)
