@@ -104,8 +104,11 @@ def _p1_with_friedel(mtz, label: str) -> tuple[np.ndarray, np.ndarray]:
     hkl, values = hkl[present], values[present]
     both = np.concatenate([hkl, -hkl])
     values = np.concatenate([values, values])
-    # a reflection given explicitly wins over a generated Friedel mate (np.unique keeps the first)
-    _, first = np.unique(both, axis=0, return_index=True)
+    # a reflection given explicitly wins over a generated Friedel mate (np.unique keeps the first);
+    # one integer key per index sorts several times faster than np.unique(axis=0)
+    reach = np.abs(hkl).max(axis=0) if len(hkl) else np.zeros(3, dtype=np.int64)
+    keys = np.ravel_multi_index((both + reach).T, tuple(2 * reach + 1))
+    _, first = np.unique(keys, return_index=True)
     return both[first], values[first]
 
 
