@@ -379,7 +379,8 @@ _SIZE_HELP = "crystal full width along {} in mm"
 
 FLAG_TABLE: tuple[FlagSpec, ...] = (
     # input files
-    _value(["-hkl"], "hklfilename", "text file of h k l F", kind="text", metavar="FILE"),
+    _value(["-hkl"], "hklfilename", "h k l F text list, MTZ, mmCIF (structure factors or model) or PDB",
+           kind="text", metavar="FILE"),
     _value(["-mat"], "matfilename", "MOSFLM-style orientation matrix file", kind="text",
            metavar="FILE"),
     _value(["-default_F"], "default_F", "F of every hkl not in the -hkl file (default 0)"),

@@ -157,7 +157,7 @@ def test_fcalc_of_a_pdb_model_equals_gemmi_direct_summation(tmp_path):
     ours = np.array([F_at(grid, *map(int, i)) for i in wanted])
     direct = np.array([abs(calculator.calculate_sf_from_model(st[0], list(map(int, i)))) for i in wanted])
     # FFT with gemmi's default sampling against gemmi's exact sum over atoms and symmetry mates
-    assert np.max(np.abs(ours - direct)) < 1e-3 * direct.max()
+    assert np.max(np.abs(ours - direct)) < 1e-4 * direct.max()  # measured 2.2e-5
     assert np.corrcoef(ours, direct)[0, 1] > 0.99999
 
 
