@@ -270,3 +270,22 @@ def test_progress_bar_stays_silent_for_short_renders():
     show(10, 100)
     show(100, 100)
     assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize("flag", [[], ["-noprogress"]])
+def test_cli_draws_the_bar_on_a_terminal_unless_noprogress(tmp_path, monkeypatch, flag):
+    real = progress.terminal_progress
+    monkeypatch.setattr(progress, "terminal_progress", lambda stream: real(stream, delay_s=0.0, refresh_s=0.0))
+    err = _Terminal()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        argv = ["-default_F", "1", "-cell", "20", "20", "20", "90", "90", "90", "-detpixels", "64", "-nonoise",
+                "-nopgm", "--tile-pixels", "512", *flag]
+        assert cli.run(argv, out=io.StringIO(), err=err) == 0
+    finally:
+        os.chdir(cwd)
+    if flag:
+        assert err.getvalue() == ""
+    else:
+        assert "rendering" in err.getvalue() and "px/s" in err.getvalue() and "4.10k/4.10k" in err.getvalue()
