@@ -66,6 +66,11 @@ def file_format(path) -> str:
     return TEXT
 
 
+def _one_line(exc: Exception) -> str:
+    """gemmi's message on one line (it may quote the offending line after a newline)."""
+    return " ".join(str(exc).split())
+
+
 def _gemmi():
     import gemmi  # imported only for these files: keeps the CLI start-up short for text lists
     return gemmi
@@ -152,7 +157,7 @@ def read_mtz(path, column: str | None = None, default_F: float = 0.0) -> FileStr
     try:
         mtz = gemmi.read_mtz_file(os.fspath(path))
     except (RuntimeError, ValueError) as exc:
-        raise InputError(f"-hkl: cannot read MTZ file {os.fspath(path)} ({exc})") from None
+        raise InputError(f"-hkl: cannot read MTZ file {os.fspath(path)} ({_one_line(exc)})") from None
     return _from_mtz(mtz, path, column, default_F)
 
 
@@ -167,13 +172,13 @@ def read_sf_mmcif(path, column: str | None = None, default_F: float = 0.0) -> Fi
     try:
         blocks = gemmi.as_refln_blocks(gemmi.cif.read(where))
     except (RuntimeError, ValueError) as exc:
-        raise InputError(f"-hkl: cannot read mmCIF file {where} ({exc})") from None
+        raise InputError(f"-hkl: cannot read mmCIF file {where} ({_one_line(exc)})") from None
     if not blocks:
         raise InputError(f"-hkl: {where} has no reflection (_refln) block")
     try:
         mtz = gemmi.CifToMtz().convert_block_to_mtz(blocks[0])
     except (RuntimeError, ValueError) as exc:
-        raise InputError(f"-hkl: cannot use reflections of {where} ({exc})") from None
+        raise InputError(f"-hkl: cannot use reflections of {where} ({_one_line(exc)})") from None
     return _from_mtz(mtz, path, column, default_F)
 
 
@@ -189,7 +194,7 @@ def fcalc_from_model(path, d_min: float, default_F: float = 0.0) -> FileStructur
     try:
         structure = gemmi.read_structure(where)
     except (RuntimeError, ValueError) as exc:
-        raise InputError(f"-hkl: cannot read coordinate model {where} ({exc})") from None
+        raise InputError(f"-hkl: cannot read coordinate model {where} ({_one_line(exc)})") from None
     if len(structure) == 0 or not any(True for _ in structure[0].all()):
         raise InputError(f"-hkl: {where} holds no atoms")
     if not structure.cell.is_crystal() or structure.cell.volume < 1.0:

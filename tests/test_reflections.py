@@ -197,3 +197,22 @@ def test_cli_bad_column_is_one_line_and_leaves_no_file(tmp_path, capsys):
     assert errors == ["arraybragg: error: --mtz-column: no column 'FOBS' in P1.mtz (columns: H K L FP)",
                       "arraybragg: error: --mtz-column: -hkl P1.hkl is a text list, not an MTZ or mmCIF file"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["P1.hkl", "P1.mtz"]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("bad.mtz", b"MTZ garbage", "-hkl: cannot read MTZ file bad.mtz (Could not read the MTZ file"),
+    ("nocell.pdb", MODEL.split("\n", 1)[1].encode(), "-hkl: nocell.pdb has no unit cell (CRYST1 or _cell)"),
+    ("short.pdb", b"ATOM  \n", "-hkl: cannot read coordinate model short.pdb (Problem in line 1"),
+    ("empty.cif", b"data_x\n_cell.length_a 10\n", "-hkl: empty.cif holds no atoms"),
+])
+def test_unreadable_files_give_one_line(tmp_path, capsys, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert cli.main(["-hkl", name, "-detpixels", "16", "-nonoise", "-nopgm"]) == 2
+    finally:
+        os.chdir(cwd)
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("arraybragg: error: " + message)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
