@@ -29,6 +29,7 @@ __all__ = ["FileStructureFactors", "file_format", "read_structure_factors", "rea
            "fcalc_from_model", "grid_from_reflections"]
 
 TEXT, MTZ, SF_MMCIF, MODEL = "text", "mtz", "sf-mmcif", "model"
+_MAX_GRID_POINTS = 1 << 31  # 16 GiB of doubles, as for text lists
 
 
 @dataclass
@@ -91,7 +92,10 @@ def grid_from_reflections(hkl: np.ndarray, F: np.ndarray, default_F: float = 0.0
         raise InputError("-hkl: the file holds no reflections")
     lows, highs = hkl.min(axis=0), hkl.max(axis=0)
     ranges = highs - lows + 1
-    F_grid = np.zeros(tuple(int(r) + 1 for r in ranges), dtype=np.float64)
+    shape = tuple(int(r) + 1 for r in ranges)
+    if math.prod(shape) > _MAX_GRID_POINTS:
+        raise InputError(f"-hkl: index ranges {shape} are too large for a grid of structure factors")
+    F_grid = np.zeros(shape, dtype=np.float64)
     if default_F != 0.0:
         F_grid[:ranges[0], :ranges[1], :ranges[2]] = default_F
     offsets = hkl - lows
