@@ -5,24 +5,10 @@ import math
 import sys
 from typing import Optional, Sequence
 
-from . import __version__, flags, outputs, smv
+from . import __version__, flags, outputs, progress, smv
 from .errors import InputError
 from .accumulation import Renderer
 from .setup import RTD, build_simulation
-
-
-def _progress_printer(stream):
-    last = [-1]
-
-    def show(done: int, total: int):
-        percent = done * 100 // max(total, 1)
-        if percent != last[0]:
-            last[0] = percent
-            stream.write("\r%3d%% done" % percent)
-            if done >= total:
-                stream.write("\n")
-            stream.flush()
-    return show
 
 
 def smv_header_for(sim) -> smv.SMVHeader:
@@ -41,6 +27,23 @@ def smv_header_for(sim) -> smv.SMVHeader:
         osc_range_deg=g.osc * RTD, twotheta_deg=d.twotheta * RTD)
 
 
+def _write_extra_images(settings, sim, log, image, int_pixels, noise) -> None:
+    """-cbffile, -nexusfile and -pngfile (formats nanoBragg does not write)."""
+    if not (settings.cbffilename or settings.nexusfilename or settings.pngfilename):
+        return
+    from . import imagefiles  # fabio, h5py and matplotlib only when asked for
+    if settings.cbffilename:
+        imagefiles.write_cbf(settings.cbffilename, int_pixels, sim, exposure_s=settings.exposure)
+        log("writing %s as byte-offset compressed miniCBF" % settings.cbffilename)
+    if settings.nexusfilename:
+        extra = dict(int_image=int_pixels, noise_image=noise) if settings.nexus_int else {}
+        imagefiles.write_nexus(settings.nexusfilename, image, sim, exposure_s=settings.exposure, **extra)
+        log("writing %s as NeXus/NXmx HDF5" % settings.nexusfilename)
+    if settings.pngfilename:
+        imagefiles.write_png(settings.pngfilename, image, settings.png_scale, settings.png_cmap)
+        log("writing %s as %s-scaled PNG" % (settings.pngfilename, settings.png_scale))
+
+
 def run(argv: Sequence[str], out=None, err=None) -> int:
     """Parse, render and write like nanoBragg; returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -56,11 +59,14 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
         return 0
     log = lambda line="": out.write(line + "\n")
     log("arraybragg: nanoBragg nanocrystal diffraction simulator on the array API")
+    if settings.pngfilename:  # a bad colour map fails before the render, not after
+        from . import imagefiles
+        imagefiles.check_png_options(settings.png_scale, settings.png_cmap)
     sim = build_simulation(settings, log=log)
     renderer = Renderer(sim, backend=settings.backend, policy=settings.dtype, threads=settings.threads,
                         tile_pixels=settings.tile_pixels)
     show_progress = settings.progress_meter and err.isatty() and not settings.printout
-    result = renderer.render(progress=_progress_printer(err) if show_progress else None)
+    result = renderer.render(progress=progress.terminal_progress(err) if show_progress else None)
     if settings.trace_pixel is not None or settings.printout:
         from . import trace  # only for -trace_pixel / -printout: keeps start-up short
         for line in trace.report_lines(settings, sim, result.image):
@@ -79,8 +85,8 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     scale = settings.intfile_scale if settings.intfile_scale > 0.0 else outputs.auto_int_scale(stats.max_I)
     log("intfile_scale = %g" % scale)
     header = smv_header_for(sim)
-    smv.write_smv(settings.intfilename, outputs.int_image(image, scale, settings.adc_offset, roi), header,
-                  c_parity=sim.c_parity)
+    int_pixels = outputs.int_image(image, scale, settings.adc_offset, roi)
+    smv.write_smv(settings.intfilename, int_pixels, header, c_parity=sim.c_parity)
     log("writing %s as 2-byte integers" % settings.intfilename)
     if settings.write_pgm:
         pgm_scale = settings.pgm_scale if settings.pgm_scale > 0.0 else outputs.auto_pgm_scale(scale, stats.rmsd)
@@ -92,6 +98,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
         log("%.0f photons on noise image (%d overloads)" % (photons, overloads))
         smv.write_smv(settings.noisefilename, noise, header, c_parity=sim.c_parity)
         log("writing %s as 2-byte integers" % settings.noisefilename)
+    _write_extra_images(settings, sim, log, image, int_pixels, noise if settings.calculate_noise else None)
     log("render took %.3f s (%s, %s, %d threads)" % (result.seconds, renderer.backend.name, renderer.policy.name,
                                                       renderer.threads))
     return 0

@@ -171,6 +171,13 @@ class Settings:
     c_parity: bool = False
     threads: Optional[int] = None
     tile_pixels: Optional[int] = None
+    mtz_column: Optional[str] = None    # -hkl MTZ / mmCIF column label
+    cbffilename: Optional[str] = None   # extra outputs (arraybragg.imagefiles)
+    nexusfilename: Optional[str] = None
+    nexus_int: bool = False
+    pngfilename: Optional[str] = None
+    png_scale: str = "log"
+    png_cmap: str = "inferno"
     show_help: bool = False
     show_version: bool = False
     argv: tuple[str, ...] = ()
@@ -372,7 +379,8 @@ _SIZE_HELP = "crystal full width along {} in mm"
 
 FLAG_TABLE: tuple[FlagSpec, ...] = (
     # input files
-    _value(["-hkl"], "hklfilename", "text file of h k l F", kind="text", metavar="FILE"),
+    _value(["-hkl"], "hklfilename", "h k l F text list, MTZ, mmCIF (structure factors or model) or PDB",
+           kind="text", metavar="FILE"),
     _value(["-mat"], "matfilename", "MOSFLM-style orientation matrix file", kind="text",
            metavar="FILE"),
     _value(["-default_F"], "default_F", "F of every hkl not in the -hkl file (default 0)"),
@@ -591,6 +599,17 @@ FLAG_TABLE: tuple[FlagSpec, ...] = (
             c_parity=True),
     _positive("--threads", "threads", "CPU threads (default: all)"),
     _positive("--tile-pixels", "tile_pixels", "pixels rendered per tile (default auto)"),
+    _value(["--mtz-column"], "mtz_column", "-hkl MTZ/mmCIF column (default: first F, else sqrt of "
+           "first I)", kind="text", metavar="LABEL"),
+    _value(["-cbffile"], "cbffilename", "miniCBF (Pilatus header) of the integer image", kind="text",
+           metavar="FILE"),
+    _value(["-nexusfile"], "nexusfilename", "NeXus/NXmx HDF5 file of the float image", kind="text",
+           metavar="FILE"),
+    _switch(["--nexus-int"], "also store the integer (and noise) images in -nexusfile", nexus_int=True),
+    _value(["-pngfile"], "pngfilename", "PNG preview (colour map)", kind="text", metavar="FILE"),
+    _choice("--png-scale", "png_scale", ("log", "sqrt"), "PNG contrast (default log)"),
+    _value(["--png-cmap"], "png_cmap", "PNG colour map (matplotlib name, default inferno)",
+           kind="text", metavar="NAME"),
     _switch(["-h", "--help"], "show this help", show_help=True),
     _switch(["--version"], "show the version", show_version=True),
 )

@@ -7,6 +7,7 @@ returns the models plus the log lines nanoBragg prints while doing this.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -126,6 +127,7 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
     roi = tuple(v if v >= 0 else d for v, d in
                 zip((s.roi_xmin, s.roi_xmax, s.roi_ymin, s.roi_ymax), (0, fpixels, 0, spixels)))
 
+    s, file_sf = _read_structure_factor_file(s, log, detector)
     crystal = _build_crystal(s, log, sample_y, sample_z)
     oversample = s.oversample
     xtalsize_max = max(np.linalg.norm(crystal.a) * crystal.Na, np.linalg.norm(crystal.b) * crystal.Nb,
@@ -141,7 +143,7 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
         log("         intensity may vary significantly across a pixel!")
         log("         recommend -oversample %d to work around this" % recommended)
 
-    structure_factors = _load_structure_factors(s, log, crystal, workdir)
+    structure_factors = _load_structure_factors(s, log, crystal, workdir, file_sf)
     goniometer = _build_goniometer(s, log, detector)
     beam = _build_beam(s, log, detector, fluence)
     mask = s.mask
@@ -357,7 +359,66 @@ def _log_cell(log, real, recip, V_cell):
             log("%s: %11.8f %11.8f %11.8f" % (label, vecs[0][axis], vecs[1][axis], vecs[2][axis]))
 
 
-def _load_structure_factors(s, log, crystal, workdir) -> StructureFactors:
+def detector_d_min(detector: Detector, wavelength: float) -> float:
+    """Finest resolution (Angstrom) on a flat detector: d at its corner farthest from the beam."""
+    px = detector.pixel_size
+    corners = [detector.pix0 + f * px * detector.fdet + s * px * detector.sdet
+               for f in (0, detector.fpixels) for s in (0, detector.spixels)]
+    cos_2theta = min(float(unit(corner)[0] @ detector.beam_vector) for corner in corners)
+    sin_theta = math.sqrt(max(0.5 * (1.0 - cos_2theta), 1e-12))
+    return wavelength * 1e10 / (2.0 * sin_theta)
+
+
+def _read_structure_factor_file(s, log, detector):
+    """(settings, structure factors) for -hkl MTZ / mmCIF / PDB through gemmi, (s, None) for text lists.
+
+    A model's F_calc reaches the detector's corner.  With neither -cell nor -mat, the
+    returned settings carry the file's cell as -cell.
+    """
+    if s.hklfilename is None:
+        return s, None
+    from . import reflections  # gemmi only when such a file is given
+    kind = reflections.file_format(s.hklfilename)
+    if kind == reflections.TEXT:
+        if s.mtz_column is not None:
+            raise InputError(f"--mtz-column: -hkl {s.hklfilename} is a text list, not an MTZ or mmCIF file")
+        return s, None
+    # the shortest wavelength of the dispersion reaches furthest; 2% margin for curved or tilted pixels
+    d_min = 0.98 * detector_d_min(detector, s.lambda0 * (1.0 - 0.5 * s.dispersion))
+    result = reflections.read_structure_factors(s.hklfilename, d_min=d_min, column=s.mtz_column,
+                                                default_F=s.default_F)
+    for line in result.warnings:
+        log(line)
+    log("read %d P1 reflections (%s, %s) from %s %s" % (result.grid.count, result.source, result.spacegroup,
+                                                         kind, s.hklfilename))
+    if s.matfilename is None and not (s.user_cell and s.cell_a > 0.0):
+        s = _with_file_cell(s, log, result)
+    return s, result
+
+
+def _with_file_cell(s, log, file_sf):
+    """Settings with -cell taken from the structure-factor file (no -cell and no -mat given)."""
+    a, b, c, alpha, beta, gamma = file_sf.cell
+    log("unit cell from %s: %g %g %g %g %g %g" % (s.hklfilename, *file_sf.cell))
+    return dataclasses.replace(s, user_cell=True, cell_a=a, cell_b=b, cell_c=c, alpha=alpha / RTD,
+                               beta=beta / RTD, gamma=gamma / RTD)
+
+
+def _compare_cells(log, crystal, file_sf, length_tol=0.002, angle_tol=0.1):
+    """Say so when the -cell/-mat cell and the structure-factor file's cell differ (0.2%, 0.1 deg)."""
+    vectors = [np.asarray(v) * 1e10 for v in (crystal.a, crystal.b, crystal.c)]
+    lengths = [float(np.linalg.norm(v)) for v in vectors]
+    angles = [math.degrees(math.acos(max(-1.0, min(1.0, float(u @ w) / (np.linalg.norm(u) * np.linalg.norm(w))))))
+              for u, w in ((vectors[1], vectors[2]), (vectors[0], vectors[2]), (vectors[0], vectors[1]))]
+    ours = lengths + angles
+    theirs = list(file_sf.cell)
+    if (any(abs(x - y) > length_tol * y for x, y in zip(ours[:3], theirs[:3]))
+            or any(abs(x - y) > angle_tol for x, y in zip(ours[3:], theirs[3:]))):
+        log("WARNING: the unit cell %s differs from the cell of the -hkl file %s"
+            % (" ".join("%g" % v for v in ours), " ".join("%g" % v for v in theirs)))
+
+
+def _load_structure_factors(s, log, crystal, workdir, file_sf=None) -> StructureFactors:
     interpolate = s.interpolate
     if interpolate > 1:
         # nanoBragg decides before -xtalsize and the N >= 1 clamp are applied
@@ -375,7 +436,11 @@ def _load_structure_factors(s, log, crystal, workdir) -> StructureFactors:
     else:
         if not os.path.exists(s.hklfilename):
             raise InputError(f"-hkl: cannot open '{s.hklfilename}'")
-        grid, warnings = hkl.read_hkl_text(s.hklfilename, s.default_F)
+        if file_sf is not None:
+            _compare_cells(log, crystal, file_sf)
+            grid, warnings = file_sf.grid, []
+        else:
+            grid, warnings = hkl.read_hkl_text(s.hklfilename, s.default_F)
         for line in warnings:
             log(line)
         try:
