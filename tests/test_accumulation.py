@@ -138,3 +138,18 @@ def test_increment_path_under_array_api_strict(workdir, extra):
     assert strict.increments is not None
     numpy_image = Renderer(sim, "numpy", "float32").render().image
     np.testing.assert_allclose(strict.render().image, numpy_image, rtol=1e-6, atol=1e-9 * numpy_image.max())
+
+
+def test_increment_path_on_a_non_default_device(workdir):
+    """The small-rotation path makes its arrays on the backend's device (array_api_strict refuses mixing)."""
+    import array_api_strict
+
+    from arraybragg.backend import get_backend
+
+    sim = build_simulation(parse_args(SWEEP.split()))
+    on_host = Renderer(sim, "numpy", "float32", threads=1)
+    assert on_host.increments is not None
+    device = get_backend("array_api_strict", device=array_api_strict.Device("device1"))
+    elsewhere = Renderer(sim, device, "float32")
+    assert elsewhere.increments is not None
+    np.testing.assert_array_equal(elsewhere.render().image, on_host.render().image)

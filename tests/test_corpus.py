@@ -73,15 +73,26 @@ def test_c_parity_image(case, tmp_path):
 
 
 STRICT_CASES = ["geo_mosflm_default", "geo_curved", "samp_dmin", "samp_oversample3_flags", "sf_interpolate",
-                "samp_phi0_carry", "samp_absorption", "xtal_round", "xtal_gauss", "samp_polar"]
+                "samp_phi0_carry", "samp_absorption", "xtal_round", "xtal_gauss", "samp_polar", "sf_interp_fallback",
+                "samp_os_omega_phi"]
 
 
+def _strict_backend(device_name):
+    import array_api_strict
+
+    from arraybragg.backend import get_backend
+    return get_backend("array_api_strict", device=array_api_strict.Device(device_name))
+
+
+@pytest.mark.parametrize("device_name", ["CPU_DEVICE", "device1"])
 @pytest.mark.parametrize("name", STRICT_CASES)
-def test_whole_render_under_array_api_strict(name, tmp_path):
-    """The render itself, not only the kernels, uses nothing beyond the array API standard."""
+def test_whole_render_under_array_api_strict(name, device_name, tmp_path):
+    """The render itself, not only the kernels, uses nothing beyond the array API standard, and makes
+    every array on the backend's device (array_api_strict refuses to mix devices)."""
     case = _case(name)
     c_parity = bool(case.meta.get("c_parity_differs"))
-    result = render_case(case, tmp_path, extra=["--c-parity"] if c_parity else [], backend="array_api_strict")
+    result = render_case(case, tmp_path, extra=["--c-parity"] if c_parity else [],
+                         backend=_strict_backend(device_name))
     bad, worst = image_mismatch(result.image, case.float_image(c_parity=c_parity), 1e-6, 1e-9)
     assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
 
