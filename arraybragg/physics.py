@@ -347,6 +347,20 @@ def _set_columns(array, columns, values):
     return _contiguous(xp.permute_dims(transposed, (1, 0)))
 
 
+def _tricubic_rounds(hkl_frac, table, pending, corner):
+    """F (K, N) at the pending points: those in each column's cell at ``corner`` from one neighbourhood,
+    the rest in further rounds on the columns that still have some (by their first such point's cell)."""
+    xp = array_namespace(hkl_frac)
+    F, done = _tricubic_by_cell(hkl_frac, table, pending, corner)
+    pending = pending & ~done
+    columns = xp.any(pending, axis=0)
+    if not bool(xp.any(columns)):
+        return F
+    hkl_rest, pending_rest = _columns(hkl_frac, columns), _columns(pending, columns)
+    F_rest = _tricubic_rounds(hkl_rest, table, pending_rest, _first_pending_corner(hkl_rest, pending_rest))
+    return _set_columns(F, columns, _columns(F, columns) + F_rest)
+
+
 def structure_factor_tricubic(hkl_frac, table, use=None):
     """Tricubic (4-point Lagrange per axis) interpolation of F at hkl (3, K, N) or (3, N).
 
@@ -362,17 +376,7 @@ def structure_factor_tricubic(hkl_frac, table, use=None):
         single = structure_factor_tricubic(hkl_frac[:, None, :], table, None if use is None else use[None, :])
         return single[0, :]
     use = xp.ones(hkl_frac.shape[1:], dtype=xp.bool, device=device(hkl_frac)) if use is None else use
-    F, done = _tricubic_by_cell(hkl_frac, table, use, xp.floor(hkl_frac[:, 0, :]))
-    pending = use & ~done
-    columns = xp.any(pending, axis=0)
-    while bool(xp.any(columns)):  # at most K - 1 rounds, each on the columns still pending
-        hkl_rest, pending_rest = _columns(hkl_frac, columns), _columns(pending, columns)
-        F_rest, done_rest = _tricubic_by_cell(hkl_rest, table, pending_rest,
-                                              _first_pending_corner(hkl_rest, pending_rest))
-        F = _set_columns(F, columns, F_rest + _columns(F, columns))
-        pending = _set_columns(pending, columns, pending_rest & ~done_rest)
-        columns = xp.any(pending, axis=0)
-    return F
+    return _tricubic_rounds(hkl_frac, table, use, xp.floor(hkl_frac[:, 0, :]))
 
 
 def polarization_factor(incident, diffracted, polar_axis, kahn: float):

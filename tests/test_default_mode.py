@@ -127,3 +127,16 @@ def test_corpus_fallback_warning_matches_the_c(tmp_path, monkeypatch):
                 if line.startswith("WARNING: out of range")]
     result = render(" ".join(case[0].args), threads=2, tile_pixels=97)
     assert [result.log[0].strip()] == expected
+
+
+def test_c_parity_tricubic_without_a_miss_runs_on_workers_and_equals_the_default(tmp_path, monkeypatch):
+    """--c-parity renders tricubic like the default mode first; with no out-of-range neighbourhood the
+    C's switch never fires, so the images are equal, whatever the tiles and workers."""
+    monkeypatch.chdir(tmp_path)
+    _smooth_hkl(tmp_path / "small.hkl", span=12)
+    args = TRICUBIC.replace("-distance 80", "-distance 300").replace("-detpixels 64", "-detpixels 32")
+    default = render(args, threads=2, tile_pixels=7)
+    assert not default.log
+    for threads, tile in ((1, 32 * 32), (2, 7)):
+        c_parity = render(args + " --c-parity", threads=threads, tile_pixels=tile)
+        assert np.array_equal(c_parity.image, default.image) and not c_parity.log
