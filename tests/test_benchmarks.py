@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import NO_REFERENCE, REFERENCE
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -213,3 +215,17 @@ def test_named_workloads_are_valid_command_lines(tmp_path):
         assert build_simulation(settings).detector.fpixels in (1024, 2048, 3072), name
     with pytest.raises(SystemExit):
         compare_c.parse_args(["--c-bin", str(fake), "--reference", str(reference), "--workload", "nothing"])
+
+
+@pytest.mark.skipif(REFERENCE is None, reason=NO_REFERENCE)
+def test_gpu_check_dry_run_on_numpy(tmp_path):
+    """gpu_check.py's checks and report, run on the NumPy backend for one small case."""
+    gpu_check = _load("gpu_check")
+    report = tmp_path / "report.json"
+    status = gpu_check.main(["--backend", "numpy", "--cases", "sf_interp_fallback", "--skip-slow",
+                             "--reference", str(REFERENCE),
+                             "--still-pixels", "32", "--json", str(report)])
+    result = json.loads(report.read_text())
+    assert status == 0 and result["passed"] == result["total"] == 4   # default and --c-parity, two dtypes
+    assert {row["dtype"] for row in result["cases"]} == {"float64", "float32"}
+    assert [t["dtype"] for t in result["timings"]["still_32"]] == ["float64", "float32"]
