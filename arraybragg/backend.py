@@ -118,7 +118,13 @@ def get_backend(name: str = "numpy", device=None) -> Backend:
     if name == "array_api_strict":
         import array_api_strict as xp
         return Backend(name, xp, host_workers=False, device=device)
-    raise InputError(f"--backend: unknown backend '{name}' (numpy, cupy)")
+    if name == "torch":
+        try:
+            import array_api_compat.torch as xp
+        except ImportError:
+            raise InputError("--backend torch: PyTorch is not installed") from None
+        return Backend(name, xp, host_workers=False, device=device)
+    raise InputError(f"--backend: unknown backend '{name}' (numpy, cupy, torch)")
 
 
 @dataclass(frozen=True)

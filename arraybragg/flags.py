@@ -592,7 +592,7 @@ FLAG_TABLE: tuple[FlagSpec, ...] = (
     _value(["-misset_seed"], "misset_seed", "random-misset seed (default: the time)",
            kind="integer", convert=_negated, metavar="N"),
     # our own options
-    _choice("--backend", "backend", ("numpy", "cupy"), "array library (default numpy)"),
+    _choice("--backend", "backend", ("numpy", "cupy", "torch"), "array library (default numpy)"),
     _choice("--dtype", "dtype", ("float64", "float32"), "floating point precision "
             "(default float64)"),
     _switch(["--c-parity"], "keep the C program's defects for bit-level comparison",

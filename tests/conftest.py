@@ -71,6 +71,11 @@ def image_mismatch(image: np.ndarray, reference: np.ndarray, rel: float, floor: 
 def _namespaces():
     params = [pytest.param("numpy", id="numpy"), pytest.param("array_api_strict", id="array_api_strict")]
     try:
+        import torch  # noqa: F401
+        params.append(pytest.param("torch", id="torch"))
+    except ImportError:
+        params.append(pytest.param("torch", id="torch", marks=pytest.mark.skip(reason="PyTorch not installed")))
+    try:
         import cupy  # noqa: F401
 
         cupy.cuda.runtime.getDeviceCount()

@@ -77,22 +77,25 @@ STRICT_CASES = ["geo_mosflm_default", "geo_curved", "samp_dmin", "samp_oversampl
                 "samp_os_omega_phi"]
 
 
-def _strict_backend(device_name):
-    import array_api_strict
-
+def _other_backend(kind):
+    """array_api_strict on its default or a second device, or PyTorch (CPU) through array-api-compat."""
     from arraybragg.backend import get_backend
-    return get_backend("array_api_strict", device=array_api_strict.Device(device_name))
+    if kind == "torch":
+        pytest.importorskip("torch")
+        return get_backend("torch")
+    import array_api_strict
+    return get_backend("array_api_strict", device=array_api_strict.Device(kind))
 
 
-@pytest.mark.parametrize("device_name", ["CPU_DEVICE", "device1"])
+@pytest.mark.parametrize("kind", ["CPU_DEVICE", "device1", "torch"])
 @pytest.mark.parametrize("name", STRICT_CASES)
-def test_whole_render_under_array_api_strict(name, device_name, tmp_path):
-    """The render itself, not only the kernels, uses nothing beyond the array API standard, and makes
-    every array on the backend's device (array_api_strict refuses to mix devices)."""
+def test_whole_render_on_other_namespaces(name, kind, tmp_path):
+    """The render itself, not only the kernels, uses nothing beyond the array API standard and makes
+    every array on the backend's device (array_api_strict refuses to mix devices); a second real
+    namespace (PyTorch) renders the same images."""
     case = _case(name)
     c_parity = bool(case.meta.get("c_parity_differs"))
-    result = render_case(case, tmp_path, extra=["--c-parity"] if c_parity else [],
-                         backend=_strict_backend(device_name))
+    result = render_case(case, tmp_path, extra=["--c-parity"] if c_parity else [], backend=_other_backend(kind))
     bad, worst = image_mismatch(result.image, case.float_image(c_parity=c_parity), 1e-6, 1e-9)
     assert bad == 0, f"{case.id}: {bad} pixels out of tolerance (worst {worst:.3g} x tolerance)"
 
