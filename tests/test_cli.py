@@ -214,7 +214,7 @@ def test_backend_torch_writes_the_numpy_image(workdir, capsys):
     base = "-cell 70 80 90 75 85 95 -default_F 100 -N 5 -detpixels 40 -misset 10 20 30 -nonoise -nopgm".split()
     images = []
     for backend in ("numpy", "torch"):
-        status, out = run_main(capsys, base + ["--backend", backend, "-floatfile", f"{backend}.bin"])
-        assert status == 0 and f"({backend}, float64" in out
+        status = cli.main(base + ["--backend", backend, "-floatfile", f"{backend}.bin"])
+        assert status == 0 and f"({backend}, float64" in capsys.readouterr().out
         images.append(np.fromfile(workdir / f"{backend}.bin", dtype="<f4"))
     assert images[0].max() > 0 and np.array_equal(images[0], images[1])
