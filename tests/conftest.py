@@ -68,6 +68,15 @@ def image_mismatch(image: np.ndarray, reference: np.ndarray, rel: float, floor: 
     return int(np.count_nonzero(diff > tol)), float(ratio.max()) if ratio.size else 0.0
 
 
+def write_smooth_hkl(path, span=3):
+    """An HKL list over [-span, span]^3 whose F varies smoothly (tricubic interpolation tests)."""
+    with open(path, "w") as fh:
+        for h in range(-span, span + 1):
+            for k in range(-span, span + 1):
+                for l in range(-span, span + 1):
+                    fh.write("%d %d %d %g\n" % (h, k, l, 100.0 + 10 * h - 5 * k + 3 * l + h * k))
+
+
 def _namespaces():
     params = [pytest.param("numpy", id="numpy"), pytest.param("array_api_strict", id="array_api_strict")]
     try:

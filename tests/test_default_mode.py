@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import NO_REFERENCE, REFERENCE, corpus_cases, link_inputs
+from conftest import NO_REFERENCE, REFERENCE, corpus_cases, link_inputs, write_smooth_hkl
 
 from arraybragg import build_simulation, parse_args
 from arraybragg.accumulation import Renderer
@@ -46,14 +46,6 @@ def test_oversample_factors_are_the_per_subpixel_values():
     np.testing.assert_allclose(coarse, binned, rtol=1e-5, atol=1e-9 * coarse.max())
 
 
-def _smooth_hkl(path, span=6):
-    with open(path, "w") as fh:
-        for h in range(-span, span + 1):
-            for k in range(-span, span + 1):
-                for l in range(-span, span + 1):
-                    fh.write("%d %d %d %g\n" % (h, k, l, 100.0 + 10 * h - 5 * k + 3 * l + h * k))
-
-
 TRICUBIC = ("-cell 100 100 100 90 90 90 -hkl small.hkl -default_F 3 -interpolate -N 5 -lambda 1 -distance 80 "
             "-pixel 0.1 -detpixels 64 -misset 5 10 15 -phi 0.5 -osc 1 -phisteps 2")
 
@@ -61,7 +53,7 @@ TRICUBIC = ("-cell 100 100 100 90 90 90 -hkl small.hkl -default_F 3 -interpolate
 @pytest.fixture
 def smooth_grid(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _smooth_hkl(tmp_path / "small.hkl")
+    write_smooth_hkl(tmp_path / "small.hkl", span=6)
     return tmp_path
 
 
@@ -133,7 +125,7 @@ def test_c_parity_tricubic_without_a_miss_runs_on_workers_and_equals_the_default
     """--c-parity renders tricubic like the default mode first; with no out-of-range neighbourhood the
     C's switch never fires, so the images are equal, whatever the tiles and workers."""
     monkeypatch.chdir(tmp_path)
-    _smooth_hkl(tmp_path / "small.hkl", span=12)
+    write_smooth_hkl(tmp_path / "small.hkl", span=12)
     args = TRICUBIC.replace("-distance 80", "-distance 300").replace("-detpixels 64", "-detpixels 32")
     default = render(args, threads=2, tile_pixels=7)
     assert not default.log

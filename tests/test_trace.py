@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import NO_REFERENCE, REFERENCE, corpus_cases, link_inputs
+from conftest import NO_REFERENCE, REFERENCE, corpus_cases, link_inputs, write_smooth_hkl
 
 from arraybragg import cli
 from arraybragg.tools.trace_diff import compare_traces, parse_trace_lines, read_trace
@@ -111,14 +111,6 @@ def test_walked_pixel_equals_rendered_pixel(args, tmp_path):
     assert float(np.float32(values["I_pixel_final"])) == pytest.approx(values["floatimage_accumulated"], rel=1e-6)
 
 
-def _write_smooth_hkl(path, span=3):
-    with open(path, "w") as fh:
-        for h in range(-span, span + 1):
-            for k in range(-span, span + 1):
-                for l in range(-span, span + 1):
-                    fh.write("%d %d %d %g\n" % (h, k, l, 100.0 + 10 * h - 5 * k + 3 * l + h * k))
-
-
 SWITCH_OFF = ("-cell 100 100 100 90 90 90 -hkl small.hkl -interpolate -N 5 -distance 100 -detpixels 64 "
               "-roi 28 50 28 50").split()
 
@@ -126,7 +118,7 @@ SWITCH_OFF = ("-cell 100 100 100 90 90 90 -hkl small.hkl -interpolate -N 5 -dist
 def test_c_parity_interpolation_switched_off_by_an_earlier_pixel_is_honoured(tmp_path):
     """nanoBragg turns tricubic interpolation off for good at the first out-of-range point; a pixel
     rendered after that uses nearest-neighbour F_cell, one before it interpolates."""
-    _write_smooth_hkl(tmp_path / "small.hkl")
+    write_smooth_hkl(tmp_path / "small.hkl")
     args = SWITCH_OFF + ["--c-parity"]
     early, _ = run_cli(tmp_path, args + ["-trace_pixel", "28", "28"])
     late, image = run_cli(tmp_path, args + ["-trace_pixel", "45", "30"])
@@ -139,7 +131,7 @@ def test_c_parity_interpolation_switched_off_by_an_earlier_pixel_is_honoured(tmp
 def test_default_mode_interpolates_after_an_earlier_miss(tmp_path):
     """The default mode falls back per evaluation: the same late pixel still interpolates, and the walk
     equals the render."""
-    _write_smooth_hkl(tmp_path / "small.hkl")
+    write_smooth_hkl(tmp_path / "small.hkl")
     late, image = run_cli(tmp_path, SWITCH_OFF + ["-trace_pixel", "40", "40"])
     c_parity, _ = run_cli(tmp_path, SWITCH_OFF + ["-trace_pixel", "40", "40", "--c-parity"])
     assert "WARNING: out of range for three point interpolation" in late
