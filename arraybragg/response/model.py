@@ -27,6 +27,7 @@ from array_api_compat import array_namespace, is_numpy_namespace
 
 from ..errors import InputError
 from . import streams
+from .defects import Defects
 from .psf import PSF, apply_psf
 
 __all__ = ["DetectorResponse", "ResponseResult", "apply_response", "photon_image", "to_adu",
@@ -48,7 +49,7 @@ class DetectorResponse:
     """
 
     scale: float = 1.0
-    fluence: float = NOISIFY_FLUENCE
+    fluence: Optional[float] = NOISIFY_FLUENCE  # None: the image is in photons already (times scale)
     gain: float = 1.0
     adc_offset: float = 40.0
     readout_noise: float = 0.0
@@ -59,7 +60,7 @@ class DetectorResponse:
     psf: Optional[PSF] = None
     noise: bool = True
     bits: int = 16
-    defects: Optional[object] = None
+    defects: Optional[Defects] = None
 
     def __post_init__(self):
         if self.bits not in (16, 32):
@@ -72,6 +73,7 @@ class ResponseResult:
 
     photons: np.ndarray  # float32 ideal photons/pixel (after the PSF when there is no noise)
     int_image: np.ndarray  # noiseless integers (uint16 or uint32)
+    int16_image: Optional[np.ndarray] = None  # noiseless 16-bit integers (the PGM is made from these)
     noise_image: Optional[np.ndarray] = None  # noisy integers, None without noise
     max_input: float = 0.0  # brightest input pixel (before scaling)
     photons_before_psf: float = 0.0  # counts summed after the Poisson step
@@ -88,7 +90,10 @@ def _host(array) -> np.ndarray:
 
 def photon_image(float_image, response: DetectorResponse) -> np.ndarray:
     """Step 1: photons/pixel as float32, computed in double as noisify does."""
-    factor = (response.fluence * R_E_SQR) * response.scale
+    if response.fluence is None:
+        factor = response.scale
+    else:
+        factor = (response.fluence * R_E_SQR) * response.scale
     return (factor * np.asarray(float_image, dtype=np.float64)).astype(np.float32)
 
 
@@ -139,16 +144,23 @@ def apply_response(float_image, response: DetectorResponse) -> ResponseResult:
     if host.ndim != 2:
         raise InputError(f"detector response: image must be 2D, got shape {host.shape}")
     positive = host[host > 0]  # noisify's running max starts at 0 and skips NaN
-    result = ResponseResult(photons=photon_image(host, response), int_image=None,
+    photons = photon_image(host, response)
+    if response.defects is not None:
+        photons = response.defects.shadow(photons)
+    result = ResponseResult(photons=photons, int_image=None,
                             max_input=float(positive.max()) if positive.size else 0.0)
     if not response.noise:
         result.photons = _blur(result.photons, response.psf, float_image)
     adu = result.photons.astype(np.float64) * response.gain + response.adc_offset
     result.int_image, _ = to_adu(adu, response.bits, noiseless=True)
+    result.int16_image = result.int_image if response.bits == 16 else to_adu(adu, 16, noiseless=True)[0]
     if response.noise:
         _noise_stage(result, response, float_image)
     if response.defects is not None:
-        response.defects.apply(result, response)
+        result.int_image = response.defects.mark(result.int_image, response.bits)
+        result.int16_image = response.defects.mark(result.int16_image, 16)
+        if result.noise_image is not None:
+            result.noise_image = response.defects.mark(result.noise_image, response.bits)
     return result
 
 
