@@ -31,9 +31,9 @@ class Defects:
     """Hot/dead pixels (fractions, seeds stored as C longs) and a beamstop (pixels)."""
 
     hot_fraction: float = 0.0
-    hotpix_seed: int = 5678
+    hotpix_seed: int = -5678  # as -hotpix_seed 5678 (a positive C seed would act as 1)
     dead_fraction: float = 0.0
-    badpix_seed: int = 1234
+    badpix_seed: int = -1234  # as -badpix_seed 1234
     beamstop_radius: float = 0.0
     beam_fast: float = 0.0  # beam centre, pixels from the first pixel's corner along fast...
     beam_slow: float = 0.0  # ... and slow

@@ -223,6 +223,7 @@ def _fft_blur(xp, image, kernel: dict, radius: int):
     taps = xp.zeros(size, dtype=xp.float64, device=device)
     for (dy, dx), value in kernel.items():
         taps[dy % size[0], dx % size[1]] = value
-    blurred = xp.fft.irfftn(xp.fft.rfftn(padded) * xp.fft.rfftn(taps), s=size)[:height, :width]
+    spectrum = xp.fft.rfftn(padded, axes=(0, 1)) * xp.fft.rfftn(taps, axes=(0, 1))
+    blurred = xp.fft.irfftn(spectrum, s=size, axes=(0, 1))[:height, :width]
     escaped = float(xp.sum(values)) * (1.0 - math.fsum(kernel.values()))
     return xp.astype(blurred + escaped / (height * width), xp.float32)

@@ -63,8 +63,8 @@ class NoisifySettings:
     calibration: float = 0.03
     seed: int = field(default_factory=lambda: -int(time.time()))
     calib_seed: int = 123456789
-    badpix_seed: int = 1234
-    hotpix_seed: int = 5678
+    badpix_seed: int = -1234  # as -badpix_seed 1234
+    hotpix_seed: int = -5678  # as -hotpix_seed 5678 (a positive C seed would act as 1)
     hot_fraction: float = 0.0
     dead_fraction: float = 0.0
     beamstop_mm: float = 0.0
@@ -301,9 +301,9 @@ def _write_all(files: list[tuple[str, bytes]]) -> None:
             atomic_write(path, data)
             done.append(path)
     except OSError as exc:
-        for path in done:
+        for written in done:
             with contextlib.suppress(OSError):
-                os.unlink(path)
+                os.unlink(written)
         raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
