@@ -19,6 +19,7 @@ import array
 import numpy as np
 
 from .. import rng
+from . import _compiled
 
 __all__ = ["SharedRan1", "SHOT", "CALIBRATION", "noise_counts", "gauss_array"]
 
@@ -139,6 +140,9 @@ def noise_counts(photons: np.ndarray, flicker: float, calibration: float,
         stream = rng.Ran1Stream(seed)
         counts = rng.poisson_array(flat, stream)
         return counts.reshape(np.shape(photons)), stream, _sequential_sum(counts)
+    if _compiled.available():
+        counts, ints, floats, total = _compiled.noise_loop(flat, flicker, calibration, seed, calib_seed)
+        return counts.reshape(np.shape(photons)), _continue_shot(ints, floats), total
     source = SharedRan1(seed, calib_seed)
     out = array.array("f", bytes(4 * flat.size))
     gauss, poisson = source.gauss, source.poisson
@@ -153,6 +157,16 @@ def noise_counts(photons: np.ndarray, flicker: float, calibration: float,
         total += out[i]
     counts = np.frombuffer(out, dtype=np.float32).reshape(np.shape(photons))
     return counts, source.shot_stream(), total
+
+
+def _continue_shot(ints: np.ndarray, floats: np.ndarray) -> rng.Ran1Stream:
+    """The shot seed after the compiled loop, as a vectorised stream."""
+    stream = rng.Ran1Stream(int(ints[0]))
+    stream.resume(int(ints[0]), ints[3:35].tolist(), int(ints[2]))
+    stream.gauss_spare = float(floats[1]) if floats[0] else None
+    stream.poisson_mean, stream.poisson_g = float(floats[2]), float(floats[3])
+    stream.poisson_sq, stream.poisson_log_mean = float(floats[4]), float(floats[5])
+    return stream
 
 
 def _sequential_sum(values: np.ndarray) -> float:
