@@ -57,7 +57,9 @@ def _c_loop(image, psf: PSF):
 
 @pytest.mark.parametrize("psf", [PSF("gauss", 1.5), PSF("fiber", 0.8), PSF("gauss", 2.0, radius=3),
                                  PSF("fiber", 1.2, radius=2)], ids=["gauss-auto", "fiber-auto", "gauss-r3", "fiber-r2"])
-def test_direct_sum_is_noisify_loop_bit_for_bit(psf):
+@pytest.mark.parametrize("block", [1 << 15, 20], ids=["one-block", "row-blocks"])
+def test_direct_sum_is_noisify_loop_bit_for_bit(psf, block, monkeypatch):
+    monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", block)
     image = _image()
     assert np.array_equal(apply_psf(image, psf), _c_loop(image, psf))
 
@@ -176,3 +178,22 @@ def test_beamstop_shadow():
     assert inside.sum() == 32
     assert (result.int_image[inside] == 40).all() and (result.int_image[~inside] == 140).all()
     assert (result.noise_image[inside] == 40).all() and result.noise_image[~inside].min() > 80
+
+
+@pytest.mark.skipif(not streams._compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("flicker, calibration, seeds", [(0.0, 0.03, (-5, 123456789)), (0.02, 0.05, (-9, -77)),
+                                                         (0.0, 0.1, (3, -4))])
+def test_compiled_loop_equals_python_loop(flicker, calibration, seeds):
+    means = np.concatenate([np.zeros(50), np.linspace(0.0, 30.0, 300), [1e3, 5e4, 2e6, 3e6, 7.5]])
+    photons = np.random.default_rng(1).permutation(means).astype(np.float32)
+    counts, ints, floats, total = streams._compiled.noise_loop(photons, flicker, calibration, *seeds)
+    source = streams.SharedRan1(*seeds)
+    expected = []
+    for mean in photons.tolist():
+        if flicker > 0.0:
+            mean *= 1.0 + flicker * source.gauss(streams.SHOT)
+        mean *= 1.0 + calibration * source.gauss(streams.CALIBRATION)
+        expected.append(source.poisson(float(np.float32(mean))))
+    assert counts.tolist() == expected and total == math.fsum(expected)
+    assert ints[:2].tolist() == source.states and int(ints[2]) == source.last
+    assert ints[3:].tolist() == source.table

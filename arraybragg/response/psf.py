@@ -189,27 +189,59 @@ def _offset_order(kernel: dict, width: int) -> list:
                                                     item[0][1], item[0][0]))
 
 
+# Output rows are summed in blocks of about this many pixels: each block's arrays stay in cache
+# while all kernel offsets go over it (the order of the terms of any one pixel is unchanged).
+_BLOCK_PIXELS = 1 << 15
+
+
 def _direct_sum(xp, image, radii, kernel: dict):
-    """noisify's spreading loop as one vectorised pass per kernel offset (float32 result)."""
+    """noisify's spreading loop, vectorised per block of output rows and kernel offset (float32)."""
     height, width = image.shape
-    count = height * width
-    flat = xp.reshape(xp.astype(image, xp.float64), (-1,))
-    radii = xp.reshape(radii, (-1,))
-    reach = xp.where((flat > 0.0) & (radii >= 0.0), radii * radii, -1.0)  # squared radius, -1: none
-    column = xp.arange(count, dtype=xp.int64, device=getattr(image, "device", None)) % width
-    out = xp.zeros(count, dtype=xp.float32, device=getattr(image, "device", None))
-    for (dy, dx), value in _offset_order(kernel, width):
-        shift = dy * width + dx
-        first = max(0, -shift, -dy * width)  # sources in rows that stay at or below row 0 ...
-        stop = min(count, count - shift)  # ... and whose target lies inside the image
-        if first >= stop:
-            continue
-        target = column[first:stop] + dx
-        keep = (reach[first:stop] >= float(dx * dx + dy * dy)) & (target >= 0) & (target <= width)
-        terms = xp.where(keep, flat[first:stop] * value, 0.0)
-        out[first + shift:stop + shift] = xp.astype(
-            xp.astype(out[first + shift:stop + shift], xp.float64) + terms, xp.float32)
-    return xp.reshape(out, (height, width))
+    values = xp.astype(image, xp.float64)
+    # squared spreading radius; -1: not a source (negative, NaN, or no valid radius); a zero
+    # source adds terms of 0, which change nothing, so it needs no test
+    reach = xp.where((values > 0.0) & (radii >= 0.0), radii * radii, -1.0)
+    reach = xp.where(values == 0.0, math.inf, reach)
+    everywhere = float(xp.min(reach))  # offsets this close need no per-source test
+    out = xp.zeros((height, width), dtype=xp.float32, device=getattr(image, "device", None))
+    offsets = [(dy, dx, value, dx * dx + dy * dy <= everywhere) for (dy, dx), value in _offset_order(kernel, width)]
+    rows = max(1, _BLOCK_PIXELS // width)
+    for top in range(0, height, rows):
+        block = (top, min(top + rows, height))
+        for dy, dx, value, unmasked in offsets:
+            _spread(xp, out, values, reach, block, (dy, dx, value), unmasked)
+    return out
+
+
+def _add_terms(xp, out, target, values, reach, source, offset, unmasked):
+    """out[target] += values[source] * kernel value, each sum rounded to float32 (C: float += double)."""
+    dy, dx, value = offset
+    terms = values[source] * value
+    if not unmasked:
+        terms = xp.where(reach[source] >= float(dx * dx + dy * dy), terms, 0.0)
+    terms += xp.astype(out[target], xp.float64)
+    out[target] = xp.astype(terms, xp.float32)
+
+
+def _spread(xp, out, values, reach, block, offset, unmasked):
+    """One kernel offset (dy, dx) onto output rows block = (first, stop).
+
+    Sources land at (y0 + dy, x0 + dx) when 0 <= x0 + dx < width; noisify also lets
+    x0 + dx = width through, which lands on (y0 + dy + 1, 0): the second part.
+    """
+    height, width = out.shape
+    dy, dx, _ = offset
+    first, stop = max(block[0], dy), min(block[1], height + dy)  # target rows with a source row
+    left, right = max(0, dx), min(width, width + dx)
+    if first < stop and left < right:
+        _add_terms(xp, out, (slice(first, stop), slice(left, right)), values, reach,
+                   (slice(first - dy, stop - dy), slice(left - dx, right - dx)), offset, unmasked)
+    if 1 <= dx <= width:  # wrap: from (y, width - dx) to (y + dy + 1, 0), y + dy >= 0
+        first, stop = max(block[0], dy + 1, 1), min(block[1], height + dy + 1)
+        if first < stop:
+            _add_terms(xp, out, (slice(first, stop), slice(0, 1)), values, reach,
+                       (slice(first - dy - 1, stop - dy - 1), slice(width - dx, width - dx + 1)),
+                       offset, unmasked)
 
 
 def _fft_blur(xp, image, kernel: dict, radius: int):
