@@ -25,7 +25,7 @@ from ..response import DetectorResponse, apply_response
 from ..response.defects import Defects
 from ..response.files import NoisifyHeader, pgm_bytes, smv_bytes, smv_header_bytes
 from ..response.psf import PSF
-from ..smv import HEADER_BYTES, header_value, read_smv
+from ..smv import header_value, read_smv
 
 PROG = "arraybragg-noisify"
 
@@ -216,11 +216,11 @@ def _take_header(settings: NoisifySettings) -> tuple[Optional[bytes], int]:
     path = settings.headerfile
     try:
         frame = read_smv(path)
+        size = int(header_value(frame.header, "HEADER_BYTES"))
         with open(path, "rb") as stream:
-            raw = stream.read(max(HEADER_BYTES, len(frame.header)))
+            raw = stream.read(size)
     except (InputError, OSError) as exc:
         raise InputError(f"-header: {exc}") from None
-    size = int(header_value(frame.header, "HEADER_BYTES"))
     settings.xpixels, settings.ypixels = frame.width, frame.height
     value = lambda key: header_value(frame.header, key)
     if not math.isnan(value("PIXEL_SIZE")):
