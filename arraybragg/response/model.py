@@ -114,7 +114,10 @@ def to_adu(adu: np.ndarray, bits: int, noiseless: bool = False) -> tuple[np.ndar
     clips at 65535 (an overload in 16 bits).  noisify's noiseless image clips at
     65535 before it makes either, so its 32-bit version is clipped too.
     """
-    adu = np.array(adu, dtype=np.float64)
+    adu = np.asarray(adu, dtype=np.float64)
+    if adu.size and adu.min() >= 0.0 and adu.max() <= 65535.0:  # in range (so no NaN): plain truncation
+        return adu.astype(np.uint16 if bits == 16 else np.uint32), 0
+    adu = adu.copy()
     high32 = adu > 2147483647.0
     adu[high32] = 2147483647.0
     high16 = adu > 65535.0

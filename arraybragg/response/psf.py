@@ -171,10 +171,14 @@ def apply_psf(image, psf: PSF):
     kernel = psf_kernel(psf, radius)
     if psf.method == "fft":
         return _fft_blur(xp, image, kernel, radius)
-    radii = _source_radii(xp, image, psf, maxwidth)
+    # radius and lost photons depend on the pixel value alone: computed once per distinct value
+    distinct, where_in = xp.unique_inverse(image)
+    where_in = xp.reshape(where_in, (-1,))
+    radii_of = _source_radii(xp, distinct, psf, maxwidth)
+    radii = xp.reshape(xp.take(radii_of, where_in), image.shape)
     out = _direct_sum(xp, image, radii, kernel)
-    lost = _lost_photons(xp, image, radii, psf)
-    share = _running_total(xp, xp.reshape(lost, (-1,))) / (height * width)
+    lost = xp.take(_lost_photons(xp, distinct, radii_of, psf), where_in)
+    share = _running_total(xp, lost) / (height * width)
     return xp.astype(xp.astype(out, xp.float64) + share, xp.float32)
 
 
