@@ -197,3 +197,13 @@ def test_compiled_loop_equals_python_loop(flicker, calibration, seeds):
     assert counts.tolist() == expected and total == math.fsum(expected)
     assert ints[:2].tolist() == source.states and int(ints[2]) == source.last
     assert ints[3:].tolist() == source.table
+
+
+def test_adu_casts_as_gcc_on_x86_64():
+    from arraybragg.response.model import to_adu
+    adu = np.array([-1.5, math.nan, 70000.0, 3e9, 12.9, 0.0])
+    image16, over16 = to_adu(adu, 16)
+    image32, over32 = to_adu(adu, 32)
+    assert image16.tolist() == [65535, 0, 65535, 65535, 12, 0] and over16 == 2
+    assert image32.tolist() == [4294967295, 0, 70000, 2147483647, 12, 0] and over32 == 1
+    assert to_adu(adu, 32, noiseless=True)[0].tolist() == [4294967295, 0, 65535, 65535, 12, 0]

@@ -99,6 +99,8 @@ def photon_image(float_image, response: DetectorResponse) -> np.ndarray:
 
 def _unsigned(values: np.ndarray, bits: int) -> np.ndarray:
     """C cast of doubles to unsigned int (bits 32: via a 64-bit int) or unsigned short (via int)."""
+    if values.size and values.min() >= 0.0 and values.max() < 2.0 ** bits:  # in range, no NaN
+        return values.astype(np.uint16 if bits == 16 else np.uint32)
     if bits == 32:
         ok = (values > -9.3e18) & (values < 9.3e18)  # cvttsd2si 64-bit: else INT64_MIN -> low bits 0
         return np.where(ok, np.trunc(np.where(ok, values, 0.0)), 0.0).astype(np.int64).astype(np.uint32)
@@ -114,10 +116,7 @@ def to_adu(adu: np.ndarray, bits: int, noiseless: bool = False) -> tuple[np.ndar
     clips at 65535 (an overload in 16 bits).  noisify's noiseless image clips at
     65535 before it makes either, so its 32-bit version is clipped too.
     """
-    adu = np.asarray(adu, dtype=np.float64)
-    if adu.size and adu.min() >= 0.0 and adu.max() <= 65535.0:  # in range (so no NaN): plain truncation
-        return adu.astype(np.uint16 if bits == 16 else np.uint32), 0
-    adu = adu.copy()
+    adu = np.array(adu, dtype=np.float64)
     high32 = adu > 2147483647.0
     adu[high32] = 2147483647.0
     high16 = adu > 65535.0
