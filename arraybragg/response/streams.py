@@ -46,10 +46,9 @@ class _Draws:
     """
 
     def __init__(self, source: "SharedRan1", which: int):
-        self._draw, self._which, self.used = source.uniform, which, 0
+        self._draw, self._which = source.uniform, which
 
     def __getitem__(self, index: int) -> float:
-        self.used += 1
         return self._draw(self._which)
 
 
