@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from array_api_compat import array_namespace, is_numpy_namespace
+from array_api_compat import is_numpy_namespace
 
+from ..backend import array_namespace
 from ..errors import InputError
 from . import streams
 from .defects import Defects

@@ -28,8 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from array_api_compat import array_namespace
-
+from ..backend import array_namespace
 from ..errors import InputError
 
 __all__ = ["PSF", "psf_kernel", "apply_psf", "FIBER_G_PER_FWHM"]

@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..backend import keep_freed_host_memory
 from ..errors import InputError
 from ..outputs import atomic_write
 from ..response import DetectorResponse, apply_response
@@ -334,6 +335,7 @@ def run(argv: Sequence[str], out=None) -> int:
         return 0 if settings.show_help else 2
     frame = load_frame(settings)
     response = response_of(settings, frame)
+    keep_freed_host_memory()  # many large temporaries: reuse the heap instead of fresh pages
     result = apply_response(frame.image, response)
     log = _settings_lines(settings, frame)
     log.append("maximum value in input file: %g ( %g on photon scale)" % (
