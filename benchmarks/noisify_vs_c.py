@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     parser.add_argument("--py-bin", default=None, help="arraybragg-noisify (default: this Python -m)")
     parser.add_argument("--float", default=None, help="float image (default: sup_full's from the corpus)")
     parser.add_argument("--args", default=SPEED_CASE, help="noisify arguments (default: the speed case)")
+    parser.add_argument("--py-extra", default="", help="options for arraybragg-noisify only, e.g. '--psf-method fft'")
     parser.add_argument("--repeats", type=int, default=5)
     options = parser.parse_args(argv)
     python = shlex.split(options.py_bin) if options.py_bin else [sys.executable, "-m", "arraybragg.tools.noisify"]
@@ -68,7 +69,8 @@ def main(argv=None) -> int:
         scratch = Path(scratch)
         floats = float_image(options.float, scratch)
         args = ["-floatfile", str(floats)] + shlex.split(options.args) + shlex.split(OUTPUTS)
-        sides = {"c": [os.path.abspath(options.c_bin)] + args, "arraybragg": python + args}
+        sides = {"c": [os.path.abspath(options.c_bin)] + args,
+                 "arraybragg": python + args + shlex.split(options.py_extra)}
         dirs = {name: scratch / name for name in sides}
         for directory in dirs.values():
             directory.mkdir()
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
         same = {name: (dirs["c"] / name).read_bytes() == (dirs["arraybragg"] / name).read_bytes()
                 for name in ("int.img", "noise.img", "image.pgm")}
     medians = {name: statistics.median(values) for name, values in times.items()}
-    print(json.dumps({"args": options.args, "repeats": options.repeats, "median_s": medians,
+    print(json.dumps({"args": options.args, "py_extra": options.py_extra, "repeats": options.repeats, "median_s": medians,
                       "times_s": times, "ratio": medians["arraybragg"] / medians["c"],
                       "identical_files": same}, indent=1))
     return 0
