@@ -11,7 +11,7 @@ from arraybragg import rng
 from arraybragg.errors import InputError
 from arraybragg.response import DetectorResponse, PSF, apply_psf, apply_response
 from arraybragg.response import psf as psf_module
-from arraybragg.response import streams
+from arraybragg.response import _compiled, streams
 from arraybragg.response.defects import Defects
 
 
@@ -180,13 +180,13 @@ def test_beamstop_shadow():
     assert (result.noise_image[inside] == 40).all() and result.noise_image[~inside].min() > 80
 
 
-@pytest.mark.skipif(not streams._compiled.available(), reason="numba is not installed")
+@pytest.mark.skipif(not _compiled.available(), reason="numba is not installed")
 @pytest.mark.parametrize("flicker, calibration, seeds", [(0.0, 0.03, (-5, 123456789)), (0.02, 0.05, (-9, -77)),
                                                          (0.0, 0.1, (3, -4))])
 def test_compiled_loop_equals_python_loop(flicker, calibration, seeds):
     means = np.concatenate([np.zeros(50), np.linspace(0.0, 30.0, 300), [1e3, 5e4, 2e6, 3e6, 7.5]])
     photons = np.random.default_rng(1).permutation(means).astype(np.float32)
-    counts, ints, floats, total = streams._compiled.noise_loop(photons, flicker, calibration, *seeds)
+    counts, ints, floats, total = _compiled.noise_loop(photons, flicker, calibration, *seeds)
     source = streams.SharedRan1(*seeds)
     expected = []
     for mean in photons.tolist():

@@ -19,7 +19,6 @@ import array
 import numpy as np
 
 from .. import rng
-from . import _compiled
 
 __all__ = ["SharedRan1", "SHOT", "CALIBRATION", "noise_counts", "gauss_array"]
 
@@ -139,6 +138,7 @@ def noise_counts(photons: np.ndarray, flicker: float, calibration: float,
         stream = rng.Ran1Stream(seed)
         counts = rng.poisson_array(flat, stream)
         return counts.reshape(np.shape(photons)), stream, _sequential_sum(counts)
+    from . import _compiled  # numba (when installed) is imported only for this loop
     if _compiled.available():
         counts, ints, floats, total = _compiled.noise_loop(flat, flicker, calibration, seed, calib_seed)
         return counts.reshape(np.shape(photons)), _continue_shot(ints, floats), total
