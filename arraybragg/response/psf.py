@@ -207,7 +207,8 @@ def _direct_sum(xp, image, radii, kernel: dict):
     reach = xp.where(values == 0.0, math.inf, reach)
     everywhere = float(xp.min(reach))  # offsets this close need no per-source test
     out = xp.zeros((height, width), dtype=xp.float32, device=getattr(image, "device", None))
-    offsets = [(dy, dx, value, dx * dx + dy * dy <= everywhere) for (dy, dx), value in _offset_order(kernel, width)]
+    offsets = [(dy, dx, value, dx * dx + dy * dy <= everywhere)
+               for (dy, dx), value in _offset_order(kernel, width)]
     rows = max(1, _BLOCK_PIXELS // width)
     for top in range(0, height, rows):
         block = (top, min(top + rows, height))
@@ -222,7 +223,7 @@ def _add_terms(xp, out, target, values, reach, source, offset, unmasked):
     terms = values[source] * value
     if not unmasked:
         terms = xp.where(reach[source] >= float(dx * dx + dy * dy), terms, 0.0)
-    terms += xp.astype(out[target], xp.float64)
+    terms += out[target]  # float32 promoted to float64: the C's float + double
     out[target] = xp.astype(terms, xp.float32)
 
 
