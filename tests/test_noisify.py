@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import shlex
+import sys
 
 import numpy as np
 import pytest
@@ -107,3 +108,37 @@ def test_bad_input_one_line_no_files(args, message, tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and err.startswith("arraybragg-noisify: error:")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]
+
+
+def _load_benchmark(name):
+    import importlib.util
+    from conftest import REPO
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_asv_benchmark_runs_on_a_crop(monkeypatch):
+    bench = _load_benchmark("bench_noisify")
+    image = np.zeros((40, 50), dtype=np.float32)
+    image[20, 25] = 1e-3
+    monkeypatch.setattr(bench, "_sup_full_image", lambda: image)
+    case = bench.NoisifySupFull()
+    for method in bench.NoisifySupFull.params:
+        case.setup(method)
+        assert case.response.psf.method == method and case.response.scale == 1e7
+        case.time_apply_response(method)
+
+
+def test_benchmark_script_compares_whole_processes(tmp_path, capsys):
+    script = _load_benchmark("noisify_vs_c")
+    _write_floats(tmp_path / "in.bin", (8, 8), 2.0)
+    fake_c = tmp_path / "noisify"  # stands in for noisify.c: arraybragg-noisify itself
+    fake_c.write_text(f"#!/bin/sh\nexec {sys.executable} -m arraybragg.tools.noisify \"$@\"\n")
+    fake_c.chmod(0o755)
+    assert script.main(["--c-bin", str(fake_c), "--float", str(tmp_path / "in.bin"), "--repeats", "1",
+                        "--args", "-detpixels 8 -seed 2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["identical_files"] == {"int.img": True, "noise.img": True, "image.pgm": True}
+    assert len(report["times_s"]["c"]) == 1 and report["median_s"]["arraybragg"] > 0
