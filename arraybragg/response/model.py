@@ -171,8 +171,11 @@ def _noise_stage(result: ResponseResult, response: DetectorResponse, like) -> No
     """Steps 3-5: Poisson counts with flicker and calibration, PSF, gain, offset, readout noise."""
     counts, stream, result.photons_before_psf = streams.noise_counts(
         result.photons, response.flicker, response.calibration, response.seed, response.calib_seed)
-    counts = _blur(counts, response.psf, like)
-    result.noise_photons = _sequential_sum(counts)
+    if response.psf is None:
+        result.noise_photons = result.photons_before_psf
+    else:
+        counts = _blur(counts, response.psf, like)
+        result.noise_photons = _sequential_sum(counts)
     adu = counts.astype(np.float64) * response.gain + response.adc_offset
     if response.readout_noise > 0.0:
         deviates = streams.gauss_array(stream, adu.size).reshape(adu.shape)
