@@ -44,6 +44,17 @@ def _write_extra_images(settings, sim, log, image, int_pixels, noise) -> None:
         log("writing %s as %s-scaled PNG" % (settings.pngfilename, settings.png_scale))
 
 
+def _noise_image(settings, sim, image, roi):
+    """nanoBragg's Poisson noise image, or the detector-response model's when its flags were given."""
+    from .response import apply_response
+    from .response.from_flags import response_for
+    response = response_for(settings, sim.detector.pixel_size)
+    if response is None:
+        return outputs.noise_image(image, settings.seed, settings.adc_offset, roi)
+    result = apply_response(image, response)
+    return result.noise_image, result.noise_photons, result.overloads
+
+
 def run(argv: Sequence[str], out=None, err=None) -> int:
     """Parse, render and write like nanoBragg; returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -94,7 +105,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
         outputs.write_pgm(settings.pgmfilename, image, pgm_scale, roi)
         log("writing %s as 1-byte integers" % settings.pgmfilename)
     if settings.calculate_noise:
-        noise, photons, overloads = outputs.noise_image(image, settings.seed, settings.adc_offset, roi)
+        noise, photons, overloads = _noise_image(settings, sim, image, roi)
         log("%.0f photons on noise image (%d overloads)" % (photons, overloads))
         smv.write_smv(settings.noisefilename, noise, header, c_parity=sim.c_parity)
         log("writing %s as 2-byte integers" % settings.noisefilename)

@@ -165,6 +165,16 @@ class Settings:
     seed: int = field(default_factory=lambda: -int(time.time()))
     mosaic_seed: int = -12345678
     misset_seed: Optional[int] = None
+    # detector response after the render (noisify's flags; see docs/noisify.md)
+    readout_noise: float = 0.0
+    flicker: float = 0.0
+    calibration: float = 0.0
+    calib_seed: int = 123456789
+    psf: Optional[str] = None
+    psf_fwhm: float = 46e-6             # m (noisify's default, a C float there)
+    psf_radius: int = 0                 # pixels, 0: automatic
+    psf_method: str = "direct"
+    gain: float = 1.0
     # our own options
     backend: str = "numpy"
     dtype: str = "float64"
@@ -591,6 +601,19 @@ FLAG_TABLE: tuple[FlagSpec, ...] = (
            kind="integer", convert=_negated, metavar="N"),
     _value(["-misset_seed"], "misset_seed", "random-misset seed (default: the time)",
            kind="integer", convert=_negated, metavar="N"),
+    # detector response after the render (noisify's flags; see docs/noisify.md)
+    _value(["-readout_noise"], "readout_noise", "Gaussian readout noise (ADU rms) on the noise image"),
+    _value(["-flicker"], "flicker", "fractional source flicker per pixel (noise image)"),
+    _value(["-calibration"], "calibration", "static fractional calibration error per pixel"),
+    _value(["-calib_seed"], "calib_seed", "calibration-error random seed (default 123456789)",
+           kind="integer", convert=_negated, metavar="N"),
+    _choice("-psf", "psf", ("gauss", "fiber"), "point-spread function on the noise image"),
+    _value(["-psf_fwhm"], "psf_fwhm", "point-spread function FWHM in um (default 46)",
+           convert=lambda v: float(np.float32(v / 1e6)), metavar="UM"),
+    _value(["-psf_radius"], "psf_radius", "point-spread function radius in pixels (default auto)",
+           kind="integer", metavar="N"),
+    _value(["-gain"], "gain", "ADU per photon in the noise image (default 1)"),
+    _choice("--psf-method", "psf_method", ("direct", "fft"), "PSF sum: direct (exact) or fft (fast)"),
     # our own options
     _choice("--backend", "backend", ("numpy", "cupy", "torch"), "array library (default numpy)"),
     _choice("--dtype", "dtype", ("float64", "float32"), "floating point precision "

@@ -191,6 +191,14 @@ class Ran1Stream:
         self.poisson_sq = 0.0
         self.poisson_log_mean = 0.0
 
+    def resume(self, state: int, table, last: int) -> None:
+        """Continue from a given C state: ``*idum``, shuffle table ``iv`` and ``iy``.
+
+        For programs whose seeds share one table (noisify); drops any uniforms made ahead.
+        """
+        self._state, self._table, self._last = int(state), [int(v) for v in table], int(last)
+        self._pending, self._pos = np.empty(0, dtype=np.float32), 0
+
     def uniform(self) -> float:
         """Next uniform deviate in (0, 1): a float32 value, exactly as C ``ran1``."""
         if self._pos >= self._pending.size:

@@ -1,0 +1,150 @@
+"""noisify's noise loop compiled with numba (optional): the same arithmetic as :class:`.streams.SharedRan1`.
+
+The loop over pixels is sequential by nature (two seeds share one ran1 table,
+and how many uniforms a pixel takes depends on their values), so NumPy cannot
+vectorise it; numba compiles it once (cached on disk) when it is installed.
+:func:`available` says whether it is; without numba the pure-Python
+:class:`.streams.SharedRan1` runs the same loop, about 100x slower.
+
+C ``float`` variables are kept as float64 values rounded through float32
+(``_f32``); + - * / of two such values rounded once give the float32 result.
+State lives in two arrays: ``ints`` = [shot state, calibration state, iy,
+table[0..31]] and ``floats`` = [spare present, spare, poidev's mean, g, sq, log mean].
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:  # optional: the 'fast' extra
+    import numba
+except ImportError:  # pragma: no cover - depends on the environment
+    numba = None
+
+__all__ = ["available", "noise_loop"]
+
+_MODULUS = 2147483647
+_UNIFORM_MAX = float(np.float32(1.0 - 1.2e-7))
+_LANCZOS = (76.18009172947146, -86.50532032941677, 24.01409824083091,
+            -1.231739572450155, 0.1208650973866179e-2, -0.5395239384953e-5)
+
+
+def available() -> bool:
+    return numba is not None
+
+
+def _f32(x):
+    return np.float64(np.float32(x))
+
+
+def _lcg(state):
+    k = state // 127773
+    state = 16807 * (state - k * 127773) - 2836 * k
+    return state + _MODULUS if state < 0 else state
+
+
+def _uniform(which, ints):
+    state = ints[which]
+    if state <= 0 or ints[2] == 0:
+        state = 1 if -state < 1 else -state
+        for step in range(39, -1, -1):
+            state = _lcg(state)
+            if step < 32:
+                ints[3 + step] = state
+        ints[2] = ints[3]
+    state = _lcg(state)
+    ints[which] = state
+    slot = ints[2] >> 26
+    ints[2] = ints[3 + slot]
+    ints[3 + slot] = state
+    value = _f32(ints[2] * (1.0 / _MODULUS))
+    return _UNIFORM_MAX if value > _UNIFORM_MAX else value
+
+
+def _gauss(which, ints, floats):
+    if floats[0] != 0.0:
+        floats[0] = 0.0
+        return floats[1]
+    while True:
+        v1 = _f32(2.0 * _uniform(which, ints) - 1.0)
+        v2 = _f32(2.0 * _uniform(which, ints) - 1.0)
+        rsq = _f32(_f32(v1 * v1) + _f32(v2 * v2))
+        if rsq < 1.0 and rsq != 0.0:
+            break
+    factor = _f32(math.sqrt(-2.0 * math.log(rsq) / rsq))
+    floats[0], floats[1] = 1.0, _f32(v1 * factor)
+    return _f32(v2 * factor)
+
+
+def _log_gamma(x):
+    shifted = x + 5.5
+    shifted -= (x + 0.5) * math.log(shifted)
+    series, term = 1.000000000190015, x
+    for coefficient in _LANCZOS:
+        term += 1.0
+        series += coefficient / term
+    return _f32(-shifted + math.log(2.5066282746310005 * series / x))
+
+
+def _rejection(mean, ints, floats):
+    if mean != floats[2]:
+        floats[2], floats[4], floats[5] = mean, _f32(math.sqrt(2.0 * mean)), _f32(math.log(mean))
+        floats[3] = _f32(_f32(mean * floats[5]) - _log_gamma(_f32(mean + 1.0)))
+    sq, log_mean, g = floats[4], floats[5], floats[3]
+    while True:
+        while True:
+            lorentz = _f32(math.tan(math.pi * _uniform(0, ints)))
+            trial = _f32(_f32(sq * lorentz) + mean)
+            if not trial < 0.0:
+                break
+        trial = math.floor(trial)
+        exponent = _f32(_f32(_f32(trial * log_mean) - _log_gamma(_f32(trial + 1.0))) - g)
+        ratio = _f32(0.9 * (1.0 + _f32(lorentz * lorentz)) * math.exp(exponent))
+        if not _uniform(0, ints) > ratio:
+            return trial
+
+
+def _poisson(mean, ints, floats):
+    if mean > 1.0e6:
+        return _f32(mean + math.sqrt(mean) * _gauss(0, ints, floats))
+    if not mean < 12.0:
+        return _rejection(mean, ints, floats)
+    if mean != floats[2]:
+        floats[2], floats[3] = mean, _f32(math.exp(-mean))
+    g, product, count = floats[3], _uniform(0, ints), 0.0
+    while product > g:
+        product = _f32(product * _uniform(0, ints))
+        count += 1.0
+    return count
+
+
+def _noise_loop(photons, flicker, calibration, ints, floats, counts):
+    total = 0.0
+    for i in range(photons.size):
+        mean = np.float64(photons[i])
+        if flicker > 0.0:
+            mean *= 1.0 + flicker * _gauss(0, ints, floats)
+        if calibration > 0.0:
+            mean *= 1.0 + calibration * _gauss(1, ints, floats)
+        counts[i] = _poisson(_f32(mean), ints, floats)
+        total += np.float64(counts[i])
+    return total
+
+
+if numba is not None:
+    _jit = numba.njit(cache=True, nogil=True)
+    _f32, _lcg, _uniform, _gauss = _jit(_f32), _jit(_lcg), _jit(_uniform), _jit(_gauss)
+    _log_gamma, _rejection, _poisson = _jit(_log_gamma), _jit(_rejection), _jit(_poisson)
+    _noise_loop = _jit(_noise_loop)
+
+
+def noise_loop(photons: np.ndarray, flicker: float, calibration: float, shot_seed: int, calib_seed: int):
+    """Counts (float32), final state (ints, floats as above) and the double sum of the counts."""
+    flat = np.ascontiguousarray(photons, dtype=np.float32).ravel()
+    ints = np.zeros(35, dtype=np.int64)
+    ints[0], ints[1] = shot_seed, calib_seed
+    floats = np.array([0.0, 0.0, -1.0, 0.0, 0.0, 0.0])
+    counts = np.empty_like(flat)
+    total = _noise_loop(flat, float(flicker), float(calibration), ints, floats, counts)
+    return counts.reshape(np.shape(photons)), ints, floats, float(total)

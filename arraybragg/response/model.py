@@ -1,0 +1,189 @@
+"""The detector-response model: ideal photons/pixel in, the integer images a detector reads out.
+
+The steps and their order are noisify's (bl831/nanoBragg), so that its images
+are reproduced pixel for pixel:
+
+1. photons = (fluence * r_e^2) * scale * pixel, stored as float32 (noisify's
+   default fluence makes fluence * r_e^2 = 1: ``scale`` is photons per unit);
+2. the noiseless integer image: photons * gain + adc_offset, clipped and
+   truncated (the PSF is applied first only when there is no noise image);
+3. per pixel in raster order: the mean times (1 + flicker * gauss(seed)) and
+   (1 + calibration * gauss(calib_seed)), then a Poisson deviate on seed;
+4. the point-spread function on those photon counts;
+5. counts * gain + adc_offset + readout_noise * gauss(seed), clipped and truncated.
+
+Then, beyond noisify and only when asked for (:mod:`.defects`): hot and dead
+pixels and a beamstop shadow on both images.  Random streams are exact and
+run on the host; the PSF runs on the namespace of the input image.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from array_api_compat import is_numpy_namespace
+
+from ..backend import array_namespace
+from ..errors import InputError
+from . import streams
+from .defects import Defects
+from .psf import PSF, apply_psf
+
+__all__ = ["DetectorResponse", "ResponseResult", "apply_response", "photon_image", "to_adu",
+           "R_E_SQR", "NOISIFY_FLUENCE"]
+
+R_E_SQR = 7.94079248018965e-30  # Thomson cross section (m^2)
+NOISIFY_FLUENCE = 125932015286227086360700780544.0  # photons/m^2 making fluence * r_e^2 = 1
+
+
+@dataclass(frozen=True)
+class DetectorResponse:
+    """Settings of the response, with noisify's defaults.
+
+    Seeds are C ``long`` values as noisify stores them: ``-seed 5`` stores -5,
+    ``-calib_seed 77`` stores -77; the default calibration seed is +123456789
+    (positive, so it does not reload ran1's shared table: see
+    :mod:`.streams`).  ``bits`` (16 or 32) is the width of the SMV integers.
+    ``defects`` adds hot/dead pixels and a beamstop (None: none, as noisify).
+    """
+
+    scale: float = 1.0
+    fluence: Optional[float] = NOISIFY_FLUENCE  # None: the image is in photons already (times scale)
+    gain: float = 1.0
+    adc_offset: float = 40.0
+    readout_noise: float = 0.0
+    flicker: float = 0.0
+    calibration: float = 0.03
+    seed: int = field(default_factory=lambda: -int(time.time()))
+    calib_seed: int = 123456789
+    psf: Optional[PSF] = None
+    noise: bool = True
+    bits: int = 16
+    defects: Optional[Defects] = None
+
+    def __post_init__(self):
+        if self.bits not in (16, 32):
+            raise InputError(f"-bits: {self.bits} is not 16 or 32")
+
+
+@dataclass
+class ResponseResult:
+    """What :func:`apply_response` makes (NumPy arrays, shape of the input)."""
+
+    photons: np.ndarray  # float32 ideal photons/pixel (after the PSF when there is no noise)
+    int_image: np.ndarray  # noiseless integers (uint16 or uint32)
+    int16_image: Optional[np.ndarray] = None  # noiseless 16-bit integers (the PGM is made from these)
+    noise_image: Optional[np.ndarray] = None  # noisy integers, None without noise
+    max_input: float = 0.0  # brightest input pixel (before scaling)
+    photons_before_psf: float = 0.0  # counts summed after the Poisson step
+    noise_photons: float = 0.0  # counts summed after the PSF
+    overloads: int = 0  # noisy pixels clipped at the integer range
+
+
+def _host(array) -> np.ndarray:
+    """A NumPy copy of any array-API array (CuPy through .get())."""
+    if hasattr(array, "get"):
+        return array.get()
+    return np.asarray(array)
+
+
+def photon_image(float_image, response: DetectorResponse) -> np.ndarray:
+    """Step 1: photons/pixel as float32, computed in double as noisify does."""
+    if response.fluence is None:
+        factor = response.scale
+    else:
+        factor = (response.fluence * R_E_SQR) * response.scale
+    return (factor * np.asarray(float_image, dtype=np.float64)).astype(np.float32)
+
+
+def _unsigned(values: np.ndarray, bits: int) -> np.ndarray:
+    """C cast of doubles to unsigned int (bits 32: via a 64-bit int) or unsigned short (via int)."""
+    if values.size and values.min() >= 0.0 and values.max() < 2.0 ** bits:  # in range, no NaN
+        return values.astype(np.uint16 if bits == 16 else np.uint32)
+    if bits == 32:
+        ok = (values > -9.3e18) & (values < 9.3e18)  # cvttsd2si 64-bit: else INT64_MIN -> low bits 0
+        return np.where(ok, np.trunc(np.where(ok, values, 0.0)), 0.0).astype(np.int64).astype(np.uint32)
+    ok = (values > -2147483649.0) & (values < 2147483648.0)
+    as_int = np.where(ok, np.trunc(np.where(ok, values, 0.0)), -2147483648.0).astype(np.int64)
+    return (as_int & 0xFFFF).astype(np.uint16)
+
+
+def to_adu(adu: np.ndarray, bits: int, noiseless: bool = False) -> tuple[np.ndarray, int]:
+    """Double ADU values to the SMV integers of ``bits``: (image, overloads).
+
+    Values above 2^31 - 1 are clipped (an overload in 32 bits); the 16-bit image
+    clips at 65535 (an overload in 16 bits).  noisify's noiseless image clips at
+    65535 before it makes either, so its 32-bit version is clipped too.
+    """
+    adu = np.array(adu, dtype=np.float64)
+    high32 = adu > 2147483647.0
+    adu[high32] = 2147483647.0
+    high16 = adu > 65535.0
+    if noiseless:
+        adu[high16] = 65535.0
+    image = _unsigned(adu, 32) if bits == 32 else None
+    adu[high16] = 65535.0
+    if bits == 16:
+        image = _unsigned(adu, 16)
+    return image, int(np.count_nonzero(high32 if bits == 32 else high16))
+
+
+def _blur(values: np.ndarray, psf: Optional[PSF], like) -> np.ndarray:
+    """The PSF on the namespace/device of ``like`` (the caller's input image)."""
+    if psf is None or not psf.fwhm_pixels > 0.0:
+        return values
+    xp = array_namespace(like)
+    if is_numpy_namespace(xp):
+        return apply_psf(values, psf)
+    device = getattr(like, "device", None)
+    return _host(apply_psf(xp.asarray(values, device=device), psf))
+
+
+def apply_response(float_image, response: DetectorResponse) -> ResponseResult:
+    """Run the whole model on a 2D image (slow, fast) of any array-API namespace."""
+    host = _host(float_image).astype(np.float32, copy=False)
+    if host.ndim != 2:
+        raise InputError(f"detector response: image must be 2D, got shape {host.shape}")
+    positive = host[host > 0]  # noisify's running max starts at 0 and skips NaN
+    photons = photon_image(host, response)
+    if response.defects is not None:
+        photons = response.defects.shadow(photons)
+    result = ResponseResult(photons=photons, int_image=None,
+                            max_input=float(positive.max()) if positive.size else 0.0)
+    if not response.noise:
+        result.photons = _blur(result.photons, response.psf, float_image)
+    adu = result.photons.astype(np.float64) * response.gain + response.adc_offset
+    result.int_image, _ = to_adu(adu, response.bits, noiseless=True)
+    result.int16_image = result.int_image if response.bits == 16 else to_adu(adu, 16, noiseless=True)[0]
+    if response.noise:
+        _noise_stage(result, response, float_image)
+    if response.defects is not None:
+        result.int_image = response.defects.mark(result.int_image, response.bits)
+        result.int16_image = response.defects.mark(result.int16_image, 16)
+        if result.noise_image is not None:
+            result.noise_image = response.defects.mark(result.noise_image, response.bits)
+    return result
+
+
+def _noise_stage(result: ResponseResult, response: DetectorResponse, like) -> None:
+    """Steps 3-5: Poisson counts with flicker and calibration, PSF, gain, offset, readout noise."""
+    counts, stream, result.photons_before_psf = streams.noise_counts(
+        result.photons, response.flicker, response.calibration, response.seed, response.calib_seed)
+    if response.psf is None:
+        result.noise_photons = result.photons_before_psf
+    else:
+        counts = _blur(counts, response.psf, like)
+        result.noise_photons = _sequential_sum(counts)
+    adu = counts.astype(np.float64) * response.gain + response.adc_offset
+    if response.readout_noise > 0.0:
+        deviates = streams.gauss_array(stream, adu.size).reshape(adu.shape)
+        adu += response.readout_noise * deviates.astype(np.float64)
+    result.noise_image, result.overloads = to_adu(adu, response.bits)
+
+
+def _sequential_sum(values: np.ndarray) -> float:
+    """Double sum added one value at a time in raster order, as the C loop."""
+    flat = values.astype(np.float64).ravel()
+    return float(np.cumsum(flat)[-1]) if flat.size else 0.0

@@ -1,0 +1,209 @@
+"""The detector-response model: PSF (NumPy and array_api_strict), noisify's shared random streams, defects."""
+from __future__ import annotations
+
+import math
+
+import array_api_strict
+import numpy as np
+import pytest
+
+from arraybragg import rng
+from arraybragg.errors import InputError
+from arraybragg.response import DetectorResponse, PSF, apply_psf, apply_response
+from arraybragg.response import psf as psf_module
+from arraybragg.response import _compiled, streams
+from arraybragg.response.defects import Defects
+
+
+def _image(shape=(9, 13), seed=4):
+    generator = np.random.default_rng(seed)
+    image = generator.poisson(30.0, shape).astype(np.float32)
+    image[generator.random(shape) < 0.3] = 0.0
+    return image
+
+
+def _c_loop(image, psf: PSF):
+    """noisify's apply_psf loop transliterated one pixel at a time (float32 accumulator)."""
+    height, width = image.shape
+    flat = image.ravel().astype(np.float64)
+    count = flat.size
+    maxwidth = max(height, width)
+    radius = psf_module.kernel_radius(psf, float(flat.max()), maxwidth)
+    kernel = psf_module.psf_kernel(psf, radius)
+    radii = psf_module._source_radii(np, image, psf, maxwidth).ravel()
+    out = np.zeros(count + 1, dtype=np.float32)
+    total_lost = 0.0
+    for i in range(count):
+        if flat[i] <= 0.0:
+            continue
+        r = radii[i]
+        if psf.kind == "gauss":
+            total_lost += flat[i] * math.exp(-math.log(16) * (r / psf.fwhm_pixels) ** 2)
+        else:
+            total_lost += flat[i] * psf.g / math.sqrt(psf.g * psf.g + r * r)
+        x0, y0 = i % width, i // width
+        for dx in range(-radius, radius + 1):
+            for dy in range(-radius, radius + 1):
+                k = kernel.get((dy, dx), 0.0)
+                if k == 0.0 or r < 0 or dx * dx + dy * dy > r * r:
+                    continue
+                x, y = x0 + dx, y0 + dy
+                j = y * width + x
+                if 0 <= x <= width and 0 <= y <= height and 0 <= j <= count:
+                    out[j] = np.float32(float(out[j]) + flat[i] * k)
+    share = total_lost / count
+    return np.array([np.float32(float(v) + share) for v in out[:count]], dtype=np.float32).reshape(image.shape)
+
+
+@pytest.mark.parametrize("psf", [PSF("gauss", 1.5), PSF("fiber", 0.8), PSF("gauss", 2.0, radius=3),
+                                 PSF("fiber", 1.2, radius=2)], ids=["gauss-auto", "fiber-auto", "gauss-r3", "fiber-r2"])
+@pytest.mark.parametrize("block", [1 << 15, 20], ids=["one-block", "row-blocks"])
+def test_direct_sum_is_noisify_loop_bit_for_bit(psf, block, monkeypatch):
+    monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", block)
+    image = _image()
+    assert np.array_equal(apply_psf(image, psf), _c_loop(image, psf))
+
+
+@pytest.mark.parametrize("psf", [PSF("gauss", 1.5), PSF("fiber", 1.2, radius=2), PSF("gauss", 1.5, method="fft")])
+def test_array_api_strict_matches_numpy(psf):
+    image = _image((11, 7))
+    strict = apply_psf(array_api_strict.asarray(image), psf)
+    assert array_api_strict.isdtype(strict.dtype, array_api_strict.float32) and strict.shape == (11, 7)
+    assert np.array_equal(np.asarray(strict), apply_psf(image, psf))
+
+
+def test_gauss_kernel_centre_is_erf_squared():
+    # a Gaussian of FWHM f puts erf(sqrt(ln 2) / f)^2 of its photons in the central pixel
+    for fwhm in (0.7, 1.0, 3.0):
+        kernel = psf_module.psf_kernel(PSF("gauss", fwhm), 2)
+        assert kernel[(0, 0)] == pytest.approx(math.erf(math.sqrt(math.log(2)) / fwhm) ** 2, rel=1e-12)
+
+
+def test_spread_past_right_edge_wraps_to_next_row():
+    image = np.zeros((5, 6), dtype=np.float32)
+    image[1, 5] = 100.0  # last column: noisify's x <= width test lets dx = +1 land on (2, 0)
+    out = apply_psf(image, PSF("gauss", 1.0, radius=1))
+    kernel = psf_module.psf_kernel(PSF("gauss", 1.0), 1)
+    floor = float(out[4, 3])  # far away: only the evenly spread lost photons
+    assert float(out[2, 0]) - floor == pytest.approx(100.0 * kernel[(0, 1)], rel=1e-6)
+    assert float(out[3, 0]) == floor
+
+
+def test_fft_close_to_direct_with_fixed_radius():
+    image = np.zeros((40, 40), dtype=np.float32)
+    image[10:30, 10:30] = _image((20, 20))
+    direct = apply_psf(image, PSF("gauss", 2.0, radius=6))
+    fast = apply_psf(image, PSF("gauss", 2.0, radius=6, method="fft"))
+    assert np.allclose(fast, direct, rtol=1e-3, atol=1e-3 * float(direct.max()))
+    assert float(fast.sum()) == pytest.approx(float(image.sum()), rel=1e-5)  # flux kept
+
+
+def test_empty_image_and_bad_kind():
+    assert not np.any(apply_psf(np.zeros((4, 4), np.float32), PSF("fiber", 1.0)))
+    with pytest.raises(InputError, match="psf"):
+        PSF("lorentz", 1.0)
+
+
+class _ReferenceRan1:
+    """Numerical Recipes ran1 with one static table for any number of seeds (as noisify has it)."""
+
+    def __init__(self):
+        self.iy, self.iv = 0, [0] * 32
+
+    def __call__(self, idum: list) -> float:
+        if idum[0] <= 0 or not self.iy:
+            idum[0] = 1 if -idum[0] < 1 else -idum[0]
+            for j in range(39, -1, -1):
+                idum[0] = idum[0] * 16807 % 2147483647
+                if j < 32:
+                    self.iv[j] = idum[0]
+            self.iy = self.iv[0]
+        idum[0] = idum[0] * 16807 % 2147483647
+        j = self.iy // 67108864
+        self.iy, self.iv[j] = self.iv[j], idum[0]
+        return min(float(np.float32(self.iy / 2147483647)), float(np.float32(1 - 1.2e-7)))
+
+
+def test_shared_table_between_seeds():
+    reference, shot, calib = _ReferenceRan1(), [-5], [123456789]
+    shared = streams.SharedRan1(-5, 123456789)
+    pattern = [streams.CALIBRATION, streams.SHOT, streams.SHOT, streams.CALIBRATION] * 50
+    ours = [shared.uniform(which) for which in pattern]
+    expected = [reference(calib if which else shot) for which in pattern]
+    assert ours == expected
+    assert ours[0] == rng.Ran1Stream(-1).uniform()  # a positive seed first: taken as 1
+    assert ours[3] != rng.Ran1Stream(-1).uniforms(2)[1]  # later draws read the shared table
+
+
+def test_gauss_array_continues_like_gaussdev():
+    shared = streams.SharedRan1(-7, -9)
+    for _ in range(5):
+        shared.gauss(streams.CALIBRATION)
+    stream = shared.shot_stream()
+    vectorised = streams.gauss_array(stream, 101)
+    one_by_one = [shared.gauss(streams.SHOT) for _ in range(101)]
+    assert vectorised.tolist() == [float(np.float32(v)) for v in one_by_one]
+    assert stream.uniform() == shared.uniform(streams.SHOT)
+
+
+def test_noise_without_calibration_is_poisson_with_adc():
+    image = np.full((20, 20), 4.0, dtype=np.float32)
+    result = apply_response(image, DetectorResponse(seed=-3, calibration=0.0, fluence=None, adc_offset=10))
+    counts = rng.poisson_array(image, rng.Ran1Stream(-3)).reshape(image.shape)
+    assert np.array_equal(result.noise_image, (counts + 10).astype(np.uint16))
+    assert (result.int_image == 14).all()
+
+
+def test_defects_off_by_default_and_seeded():
+    image = np.full((30, 40), 100.0, dtype=np.float32)
+    plain = apply_response(image, DetectorResponse(seed=-2, fluence=None))
+    defects = Defects(hot_fraction=0.05, dead_fraction=0.05)
+    marked = apply_response(image, DetectorResponse(seed=-2, fluence=None, defects=defects))
+    hot, dead = defects.pixel_masks(image.shape)
+    assert 20 < hot.sum() < 100 and 20 < dead.sum() < 100
+    assert (marked.noise_image[hot & ~dead] == 65535).all() and (marked.noise_image[dead] == 0).all()
+    assert (marked.int_image[hot & ~dead] == 65535).all() and (marked.int_image[dead] == 0).all()
+    clean = ~(hot | dead)
+    assert np.array_equal(marked.noise_image[clean], plain.noise_image[clean])
+    assert np.array_equal(Defects(hot_fraction=0.05).pixel_masks(image.shape)[0], hot)
+    assert not np.array_equal(Defects(hot_fraction=0.05, hotpix_seed=-99).pixel_masks(image.shape)[0], hot)
+
+
+def test_beamstop_shadow():
+    image = np.full((30, 40), 100.0, dtype=np.float32)
+    stop = Defects(beamstop_radius=3.0, beam_fast=20.0, beam_slow=15.0)
+    result = apply_response(image, DetectorResponse(seed=-2, fluence=None, calibration=0.0, defects=stop))
+    slow, fast = np.indices(image.shape)
+    inside = (fast + 0.5 - 20.0) ** 2 + (slow + 0.5 - 15.0) ** 2 <= 9.0
+    assert inside.sum() == 32
+    assert (result.int_image[inside] == 40).all() and (result.int_image[~inside] == 140).all()
+    assert (result.noise_image[inside] == 40).all() and result.noise_image[~inside].min() > 80
+
+
+@pytest.mark.skipif(not _compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("flicker, calibration, seeds", [(0.0, 0.03, (-5, 123456789)), (0.02, 0.05, (-9, -77)),
+                                                         (0.0, 0.1, (3, -4))])
+def test_compiled_loop_equals_python_loop(flicker, calibration, seeds):
+    means = np.concatenate([np.zeros(50), np.linspace(0.0, 30.0, 300), [1e3, 5e4, 2e6, 3e6, 7.5]])
+    photons = np.random.default_rng(1).permutation(means).astype(np.float32)
+    counts, ints, floats, total = _compiled.noise_loop(photons, flicker, calibration, *seeds)
+    source = streams.SharedRan1(*seeds)
+    expected = []
+    for mean in photons.tolist():
+        if flicker > 0.0:
+            mean *= 1.0 + flicker * source.gauss(streams.SHOT)
+        mean *= 1.0 + calibration * source.gauss(streams.CALIBRATION)
+        expected.append(source.poisson(float(np.float32(mean))))
+    assert counts.tolist() == expected and total == math.fsum(expected)
+    assert ints[:2].tolist() == source.states and int(ints[2]) == source.last
+    assert ints[3:].tolist() == source.table
+
+
+def test_adu_casts_as_gcc_on_x86_64():
+    from arraybragg.response.model import to_adu
+    adu = np.array([-1.5, math.nan, 70000.0, 3e9, 12.9, 0.0])
+    image16, over16 = to_adu(adu, 16)
+    image32, over32 = to_adu(adu, 32)
+    assert image16.tolist() == [65535, 0, 65535, 65535, 12, 0] and over16 == 2
+    assert image32.tolist() == [4294967295, 0, 70000, 2147483647, 12, 0] and over32 == 1
+    assert to_adu(adu, 32, noiseless=True)[0].tolist() == [4294967295, 0, 65535, 65535, 12, 0]
