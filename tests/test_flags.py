@@ -358,7 +358,7 @@ def test_explicit_records_the_fields_flags_set():
     ("-dist 100", "unknown flag '-dist'"),
     ("-cell 100 100 100 90 90 90 95", "unexpected argument '95'"),
     ("stray", "unexpected argument 'stray'"),
-    ("--backend jax", "--backend: expected one of numpy, cupy, got 'jax'"),
+    ("--backend jax", "--backend: expected one of numpy, cupy, torch, got 'jax'"),
     ("--dtype", "--dtype: missing value"),
     ("--threads 0", "--threads: expected a positive integer, got 0"),
     ("--tile-pixels=many", "--tile-pixels: expected an integer, got 'many'"),
