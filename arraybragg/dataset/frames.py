@@ -132,9 +132,10 @@ def frame_simulation(base: Base, spec: DatasetSpec, index: int) -> tuple[Simulat
     g, c = frame.goniometer, frame.crystal
     labels = dict(noise_seed=noise_seed, rotation=rotation,
                   A_star=axis_rotation_matrix(g.spindle, g.phi0) @ np.stack([c.a_star, c.b_star, c.c_star], axis=1),
-                  phi_deg=g.phi0 * RTD, osc_deg=g.osc * RTD, phisteps=g.phisteps, cell=_cell_label(c),
-                  N=[c.Na, c.Nb, c.Nc], wavelength_A=beam.lambda0 * 1e10, fluence=beam.fluence,
-                  distance_mm=frame.detector.distance * 1e3)
+                  phi_deg=float(g.phi0 * RTD), osc_deg=float(g.osc * RTD), phisteps=g.phisteps,
+                  cell=_cell_label(c), N=[float(n) for n in (c.Na, c.Nb, c.Nc)],
+                  wavelength_A=float(beam.lambda0 * 1e10), fluence=float(beam.fluence),
+                  distance_mm=float(frame.detector.distance * 1e3))
     return frame, labels
 
 
