@@ -208,3 +208,11 @@ def test_export_writes_single_image_files(tmp_path, client, capsys):
     assert not (tmp_path / "x" / "frame_000000.bin").exists()
     with pytest.raises(InputError, match="--frames"):
         export_frames(tmp_path / "ds", [7], tmp_path / "y")
+
+
+@pytest.mark.parametrize("name, mode", [("stills.toml", "stills"), ("rotation.toml", "rotation")])
+def test_documented_example_specs_are_valid(name, mode):
+    from pathlib import Path
+    spec = load_spec(Path(__file__).resolve().parent.parent / "docs" / "examples" / name)
+    assert spec.frames > 1 and spec.poisson and spec.orientation.mode == mode
+    assert build_base(spec).sim.detector.shape == (512, 512)
