@@ -84,6 +84,15 @@ def test_cli_refuses_a_bad_spec_in_one_line_and_writes_nothing(tmp_path, capsys)
     assert "not valid TOML" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, message", [(" -hkl missing.hkl", "dataset.base: -hkl: cannot open"),
+                                            (" -bogus 3", "dataset.base: unknown flag '-bogus'")])
+def test_a_bad_base_command_line_is_refused_before_any_work(tmp_path, extra, message):
+    spec = spec_from_dict({"dataset": {"frames": 2, "seed": 1, "base": BASE + extra}}, base_dir=str(tmp_path))
+    with pytest.raises(InputError, match=message):
+        run_dataset(spec, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_paths_in_base_are_relative_to_the_spec(tmp_path):
     (tmp_path / "spec.toml").write_text('[dataset]\nframes = 1\nseed = 1\nbase = "-hkl P1.hkl -cell 50"\n')
     spec = load_spec(tmp_path / "spec.toml")

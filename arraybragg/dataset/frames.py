@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from .. import outputs
+from ..errors import InputError
 from ..accumulation import Renderer
 from ..flags import RTD, parse_args
 from ..geometry import axis_rotation_matrix
@@ -48,9 +49,12 @@ def build_base(spec: DatasetSpec) -> Base:
     Structure factors come from ``-hkl`` or ``-default_F`` only: no Fdump.bin is read or left behind
     (setup runs in a scratch directory).
     """
-    settings = parse_args(list(spec.base))
-    with tempfile.TemporaryDirectory(prefix="arraybragg-dataset-") as scratch:
-        sim = build_simulation(settings, workdir=scratch)
+    try:
+        settings = parse_args(list(spec.base))
+        with tempfile.TemporaryDirectory(prefix="arraybragg-dataset-") as scratch:
+            sim = build_simulation(settings, workdir=scratch)
+    except InputError as exc:
+        raise InputError(f"dataset.base: {exc}") from None
     return Base(sim=sim, backend=settings.backend, dtype=settings.dtype, adc_offset=settings.adc_offset,
                 intfile_scale=settings.intfile_scale)
 

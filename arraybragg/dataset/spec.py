@@ -101,7 +101,8 @@ def _checked(table: str, key: str, value, kind):
         value = float(value)
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if not isinstance(value, kinds) or (kind is int and isinstance(value, bool)):
-        wanted = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(kind, "a string or a list of strings")
+        wanted = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+            kind, "a string or a list of strings")
         raise InputError(f"{name}: expected {wanted}, got {value!r}")
     if kind is float and not math.isfinite(value):
         raise InputError(f"{name}: expected a finite number, got {value!r}")
@@ -173,7 +174,8 @@ def spec_from_dict(raw: dict, base_dir: str = ".") -> DatasetSpec:
     for key, value in asdict(jitter).items():
         _require(value >= 0.0, f"jitter.{key}: expected a sigma >= 0, got {value}")
     _require(jitter.cell < 0.2, f"jitter.cell: a relative sigma below 0.2 expected, got {jitter.cell}")
-    _require(jitter.wavelength < 0.2, f"jitter.wavelength: a relative sigma below 0.2 expected, got {jitter.wavelength}")
+    _require(jitter.wavelength < 0.2,
+             f"jitter.wavelength: a relative sigma below 0.2 expected, got {jitter.wavelength}")
     return DatasetSpec(frames=ds["frames"], seed=ds["seed"], base=_base_arguments(ds["base"], base_dir),
                        orientation=orientation, jitter=jitter,
                        poisson=tables.get("noise", {}).get("poisson", False))
