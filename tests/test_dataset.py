@@ -225,3 +225,15 @@ def test_documented_example_specs_are_valid(name, mode):
     spec = load_spec(Path(__file__).resolve().parent.parent / "docs" / "examples" / name)
     assert spec.frames > 1 and spec.poisson and spec.orientation.mode == mode
     assert build_base(spec).sim.detector.shape == (512, 512)
+
+
+def test_cli_runs_a_local_cluster_prints_the_dashboard_and_resumes(tmp_path, capsys):
+    (tmp_path / "s.toml").write_text('[dataset]\nframes = 2\nseed = 3\nbase = "%s"\n' % BASE)
+    args = [str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--workers", "1", "--no-progress"]
+    assert dataset_cli.main(args) == 0
+    text = capsys.readouterr().out
+    assert "2 frames: 0 finished, 2 to render" in text and "Dask dashboard: http://" in text
+    assert "rendered 2 frames" in text
+    assert dataset_cli.main(args) == 0
+    assert "2 frames: 2 finished, 0 to render" in capsys.readouterr().out
+    assert dataset_cli.main(args[:3] + ["--workers", "0"]) == 2
