@@ -55,9 +55,8 @@ def run(argv: Sequence[str], out=None) -> int:
         raise InputError("--workers: expected at least 1")
     report = run_dataset(load_spec(args.spec), args.out, scheduler=args.scheduler, workers=args.workers,
                          progress=not args.no_progress, log=log)
-    if report.rendered:
-        log("rendered %d frames in %.1f s (%.2f frames/s)" % (len(report.rendered), report.seconds,
-                                                             report.frames_per_second))
+    log("rendered %d frames in %.1f s (%.2f frames/s); %d were finished already (verified)"
+        % (len(report.rendered), report.seconds, report.frames_per_second, len(report.skipped)))
     return 0
 
 

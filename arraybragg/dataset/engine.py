@@ -28,8 +28,8 @@ from .spec import DatasetSpec
 class DatasetReport:
     frames: int
     rendered: list = field(default_factory=list)   # indices rendered by this run, in completion order
-    skipped: list = field(default_factory=list)    # indices found finished (verified) and not rendered
-    seconds: float = 0.0                           # wall time of the rendering (cluster start excluded)
+    skipped: list = field(default_factory=list)    # indices found finished (verified) and not rendered, sorted
+    seconds: float = 0.0                           # wall time of the tasks (cluster start excluded)
     dashboard: Optional[str] = None
 
     @property
@@ -48,11 +48,14 @@ def frame_labels(base: Base, spec: DatasetSpec) -> dict[str, np.ndarray]:
             for name, values in columns.items()}
 
 
-def render_and_store(base: Base, spec: DatasetSpec, index: int, out: str) -> tuple[int, float]:
-    """The task a worker runs: render frame ``index`` and write it (chunks, then marker)."""
+def ensure_frame(base: Base, spec: DatasetSpec, index: int, out: str) -> tuple[int, bool, float]:
+    """The task a worker runs: verify frame ``index`` in the store and, unless it is finished, render it
+    and write it (chunks, then marker).  Returns (index, rendered?, seconds of the render)."""
+    if store.frame_finished(out, index):
+        return index, False, 0.0
     frame = render_frame(base, spec, index)
     store.write_frame(out, index, frame.image, frame.noise)
-    return index, frame.seconds
+    return index, True, frame.seconds
 
 
 @contextlib.contextmanager
@@ -75,10 +78,10 @@ def _client(scheduler: Optional[str], workers: Optional[int], backend: str):
         yield client
 
 
-def _progress_bar(total: int, initial: int, enabled: bool):
+def _progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
     # disable=None: tqdm shows nothing when stderr is not a terminal
-    return tqdm(total=total, initial=initial, unit="frame", disable=None if enabled else True,
+    return tqdm(total=total, unit="frame", disable=None if enabled else True,
                 file=sys.stderr, smoothing=0.1)
 
 
@@ -101,35 +104,31 @@ def run_dataset(spec: DatasetSpec, out, *, scheduler: Optional[str] = None, clie
     base = build_base(spec)
     store.prepare(out, spec, base.sim.detector.shape, frame_labels(base, spec))
     report = DatasetReport(frames=spec.frames)
-    finished = store.finished_frames(out, spec.frames)
-    report.skipped = sorted(finished)
-    todo = [i for i in range(spec.frames) if i not in finished]
-    log("%d frames: %d finished, %d to render" % (spec.frames, len(finished), len(todo)))
-    if not todo:
-        return report
+    log("%d frames, %d marked finished (the workers verify them)" % (spec.frames, store.marked_frames(out)))
     with contextlib.ExitStack() as stack:
         if client is None:
             client = stack.enter_context(_client(scheduler, workers, base.backend))
         report.dashboard = _dashboard(client)
         if report.dashboard:
             log("Dask dashboard: %s" % report.dashboard)
-        _run(client, base, spec, out, todo, report, stack.enter_context(
-            _progress_bar(spec.frames, len(finished), progress)), on_frame)
+        _run(client, base, spec, out, report, stack.enter_context(_progress_bar(spec.frames, progress)), on_frame)
+    report.skipped.sort()
     return report
 
 
-def _run(client, base, spec, out, todo, report, bar, on_frame) -> None:
+def _run(client, base, spec, out, report, bar, on_frame) -> None:
+    """One task per frame (finished ones are only verified, on the workers, in parallel)."""
     from distributed import as_completed
     start = time.perf_counter()
     shared = client.scatter(base, broadcast=True, hash=False)
     run = uuid.uuid4().hex[:8]
-    futures = [client.submit(render_and_store, shared, spec, index, out, key="frame-%08d-%s" % (index, run),
-                             pure=False) for index in todo]
+    futures = [client.submit(ensure_frame, shared, spec, index, out, key="frame-%08d-%s" % (index, run),
+                             pure=False) for index in range(spec.frames)]
     for future in as_completed(futures):
-        index, _ = future.result()
+        index, rendered, _ = future.result()
         future.release()
-        report.rendered.append(index)
+        (report.rendered if rendered else report.skipped).append(index)
         bar.update(1)
-        if on_frame:
+        if on_frame and rendered:
             on_frame(index)
     report.seconds = time.perf_counter() - start

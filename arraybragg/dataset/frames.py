@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..accumulation import Renderer
 from ..flags import RTD, parse_args
 from ..geometry import axis_rotation_matrix
-from ..models import Beam, Crystal, Detector, Goniometer, Simulation
+from ..models import Crystal, Detector, Goniometer, Simulation
 from ..setup import build_simulation
 from .spec import DatasetSpec
 

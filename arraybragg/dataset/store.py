@@ -12,6 +12,7 @@ checksum, so a chunk half-written by a killed worker, or damaged later, is rende
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -87,7 +88,7 @@ def _checksum(image: np.ndarray, noise) -> str:
     return digest.hexdigest()
 
 
-def write_frame(out, index: int, image: np.ndarray, noise=None, labels=None) -> str:
+def write_frame(out, index: int, image: np.ndarray, noise=None) -> str:
     """Write one frame's chunks, then its completion marker; returns the checksum."""
     images, noise_array = _arrays(store_path(out))
     images[index] = image
@@ -104,26 +105,33 @@ def read_frame(out, index: int):
     return images[index], (None if noise is None else noise[index])
 
 
-def finished_frames(out, frames: int) -> set[int]:
-    """Frames whose marker exists and whose stored chunks match its checksum; stale markers are removed."""
-    directory = os.path.dirname(_marker(out, 0))
-    finished = set()
-    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else ():
-        if not name.endswith(".json") or name.startswith("."):
-            continue
-        path = os.path.join(directory, name)
-        try:
-            with open(path) as fh:
-                marker = json.load(fh)
-            index = int(marker["index"])
-            ok = 0 <= index < frames and _checksum(*read_frame(out, index)) == marker["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
-            ok = False
-        if ok:
-            finished.add(index)
-        else:
+def frame_finished(out, index: int) -> bool:
+    """Whether frame ``index`` is finished: its marker exists and its stored chunks hash to the marker's
+    checksum.  A marker that does not match (a damaged or half-written chunk) is removed."""
+    path = _marker(out, index)
+    if not os.path.exists(path):
+        return False
+    try:
+        with open(path) as fh:
+            marker = json.load(fh)
+        ok = int(marker["index"]) == index and _checksum(*read_frame(out, index)) == marker["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-    return finished
+    return ok
+
+
+def marked_frames(out) -> int:
+    """How many completion markers ``out`` holds (not verified: see frame_finished)."""
+    directory = os.path.dirname(_marker(out, 0))
+    return sum(name.endswith(".json") for name in os.listdir(directory)) if os.path.isdir(directory) else 0
+
+
+def finished_frames(out, frames: int) -> set[int]:
+    """Every verified finished frame (reads and hashes each marked frame here)."""
+    return {index for index in range(frames) if frame_finished(out, index)}
 
 
 def load_labels(out) -> dict[str, np.ndarray]:
