@@ -61,6 +61,7 @@ def assert_matches_single_process(out, spec, indices):
     ({"dataset": {"frames": 2, "seed": 1, "base": BASE}, "orientation": {"oscillation": 1.0}},
      "orientation.oscillation"),
     ({"dataset": {"frames": 2, "seed": 1, "base": BASE + " -seed 5"}}, "dataset.base: -seed"),
+    ({"dataset": {"frames": 2, "seed": 1, "base": BASE + " -floatimage x.bin"}}, "dataset.base: -floatimage"),
     ({"dataset": {"frames": 2, "seed": -1, "base": BASE}}, "dataset.seed"),
     ({"dataset": {"frames": 2, "seed": 1, "base": BASE}, "noise": {"poisson": 1}}, "noise.poisson"),
     ({"dataset": {"frames": 2, "seed": 1, "base": BASE}, "beam": {}}, "beam: unknown table"),

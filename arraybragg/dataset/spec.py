@@ -43,7 +43,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 MODES = ("stills", "rotation", "fixed")
 PATH_FLAGS = ("-hkl", "-mat", "-sourcefile", "-mask", "-img")
 # flags the dataset sets per frame or ignores: refused in base so nobody expects them to act
-REFUSED_FLAGS = ("-seed", "-floatfile", "-intfile", "-noisefile", "-pgmfile", "-trace_pixel", "-printout")
+REFUSED_FLAGS = ("-seed", "-floatfile", "-floatimage", "-intfile", "-intimage", "-noisefile", "-noiseimage",
+                 "-pgmfile", "-pgmimage", "-trace_pixel", "-printout", "-printout_pixel")
 
 
 @dataclass(frozen=True)
