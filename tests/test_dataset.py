@@ -240,3 +240,19 @@ def test_cli_runs_a_local_cluster_prints_the_dashboard_and_resumes(tmp_path, cap
     text = capsys.readouterr().out
     assert "2 frames, 2 marked finished" in text and "rendered 0 frames" in text and "2 were finished already" in text
     assert dataset_cli.main(args[:3] + ["--workers", "0"]) == 2
+
+
+@pytest.mark.parametrize("extra", ["", " -xds", " -adxv", " -dials -pivot sample", " -detector_rotx 5 -twotheta 10",
+                                   " -xds -detector_roty 4"])
+def test_distance_jitter_places_the_detector_as_the_distance_flag(extra):
+    spec = spec_from_dict({"dataset": {"frames": 3, "seed": 2, "base": BASE + extra},
+                           "orientation": {"mode": "fixed"}, "jitter": {"distance": 5.0}})
+    sim, labels = frame_simulation(build_base(spec), spec, 1)
+    delta_mm = 5.0 * frame_draws(spec, 1)[1][8]  # the distance normal: the 9th of the frame's draws
+    assert abs(delta_mm) > 0.1
+    flags = (BASE + extra).split() + ["-distance", repr(float(100.0 + delta_mm))]
+    expected = arraybragg.build_simulation(arraybragg.parse_args(flags)).detector
+    for name in ("pix0", "distance", "close_distance", "Fbeam", "Sbeam", "Fclose", "Sclose", "ORGX", "ORGY"):
+        np.testing.assert_allclose(getattr(sim.detector, name), getattr(expected, name), rtol=1e-10, atol=1e-13,
+                                   err_msg=name)
+    assert labels["distance_mm"] == pytest.approx(expected.distance * 1e3, rel=1e-12)

@@ -84,11 +84,12 @@ def _crystal(base: Crystal, rotation, scales, sizes) -> Crystal:
 
 
 def moved_detector(d: Detector, delta: float) -> Detector:
-    """The detector with its distance changed by ``delta`` metres, as ``-distance`` would place it:
-    along the beam (beam centre kept) for the BEAM pivot, along the normal for the SAMPLE pivot."""
+    """The detector placed as a ``-distance`` value ``delta`` metres larger would place it: moved along
+    the beam (beam centre kept) for the BEAM pivot, along the normal for the SAMPLE pivot.  The derived
+    values use setup's ratio (beam . normal before any two-theta swing), recovered as close/distance."""
     if delta == 0.0:
         return d
-    ratio = float(d.beam_vector @ d.odet)
+    ratio = d.close_distance / d.distance
     pix0 = d.pix0 + (delta * d.beam_vector if d.pivot == "BEAM" else abs(ratio) * delta * d.odet)
     close = float(pix0 @ d.odet)
     to_beam = close / ratio * d.beam_vector - pix0
