@@ -18,6 +18,7 @@ from arraybragg.dataset import (build_base, export_frames, finished_frames, fram
                                 load_spec, read_frame, render_frame, run_dataset, spec_from_dict)
 from arraybragg.dataset import cli as dataset_cli  # noqa: E402
 from arraybragg.dataset.frames import frame_draws  # noqa: E402
+from arraybragg.dataset.spec import Jitter  # noqa: E402
 from arraybragg.errors import InputError  # noqa: E402
 
 BASE = "-cell 79 79 38 90 90 90 -default_F 100 -N 5 -lambda 1 -distance 100 -detpixels 64 -pixel 0.4"
@@ -256,3 +257,19 @@ def test_distance_jitter_places_the_detector_as_the_distance_flag(extra):
         np.testing.assert_allclose(getattr(sim.detector, name), getattr(expected, name), rtol=1e-10, atol=1e-13,
                                    err_msg=name)
     assert labels["distance_mm"] == pytest.approx(expected.distance * 1e3, rel=1e-12)
+
+
+def test_cell_jitter_of_a_triclinic_missets_crystal_equals_the_cell_flag():
+    base = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -N 5 -lambda 1 -distance 100 -detpixels 64"
+    spec = spec_from_dict({"dataset": {"frames": 2, "seed": 4, "base": base}, "orientation": {"mode": "fixed"},
+                           "jitter": {"cell": 0.03}})
+    sim, labels = frame_simulation(build_base(spec), spec, 1)
+    lengths = [float(x) for x in labels["cell"][:3]]
+    _, base_labels = frame_simulation(build_base(spec), spec.__class__(**{**spec.__dict__, "jitter": Jitter()}), 1)
+    # angles kept (as nanoBragg builds this cell: 75.039 85.014 95.008), lengths changed
+    assert labels["cell"][3:] == pytest.approx(base_labels["cell"][3:], rel=1e-12) and abs(lengths[2] / 90 - 1) > 1e-3
+    flags = base.replace("-cell 70 80 90", "-cell %r %r %r" % tuple(lengths)).split()
+    expected = arraybragg.build_simulation(arraybragg.parse_args(flags)).crystal
+    for name in ("a", "b", "c", "a_star", "b_star", "c_star", "V_cell"):
+        np.testing.assert_allclose(getattr(sim.crystal, name), getattr(expected, name), rtol=1e-10, atol=1e-22,
+                                   err_msg=name)

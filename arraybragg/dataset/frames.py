@@ -69,17 +69,14 @@ def frame_draws(spec: DatasetSpec, index: int):
     return rotation, normals, noise_seed
 
 
-def _reciprocal(a, b, c):
-    """Reciprocal vectors (1/Angstrom) and cell volume (Angstrom^3) of real vectors in metres."""
-    volume = float(a @ np.cross(b, c))
-    stars = (np.cross(b, c) / volume * 1e-10, np.cross(c, a) / volume * 1e-10, np.cross(a, b) / volume * 1e-10)
-    return stars, abs(volume) * 1e30
-
-
 def _crystal(base: Crystal, rotation, scales, sizes) -> Crystal:
+    """The base crystal with a, b, c scaled (directions, hence angles, kept), turned by ``rotation`` and
+    resized.  Reciprocal vectors as setup makes them: (b x c) / V with V the cell's volume as setup
+    holds it (for -cell the nominal volume of the given lengths and angles), scaled with the lengths."""
     a, b, c = (rotation @ (v * s) for v, s in zip((base.a, base.b, base.c), scales))
-    (a_star, b_star, c_star), volume = _reciprocal(a, b, c)
-    return dataclasses.replace(base, a=a, b=b, c=c, a_star=a_star, b_star=b_star, c_star=c_star,
+    volume = base.V_cell * scales[0] * scales[1] * scales[2]
+    star = lambda u, v: np.cross(u * 1e10, v * 1e10) / volume
+    return dataclasses.replace(base, a=a, b=b, c=c, a_star=star(b, c), b_star=star(c, a), c_star=star(a, b),
                                Na=sizes[0], Nb=sizes[1], Nc=sizes[2], V_cell=volume)
 
 
