@@ -273,3 +273,14 @@ def test_cell_jitter_of_a_triclinic_missets_crystal_equals_the_cell_flag():
     for name in ("a", "b", "c", "a_star", "b_star", "c_star", "V_cell"):
         np.testing.assert_allclose(getattr(sim.crystal, name), getattr(expected, name), rtol=1e-10, atol=1e-22,
                                    err_msg=name)
+
+
+def test_readme_example_spec_is_valid():
+    import re
+    import tomllib
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"cat > stills.toml <<'TOML'\n(.*?)\nTOML\n", text, re.S)
+    assert block, "README.md lost its dataset example"
+    spec = spec_from_dict(tomllib.loads(block.group(1)))
+    assert spec.frames == 8 and spec.poisson and build_base(spec).sim.detector.shape == (128, 128)
