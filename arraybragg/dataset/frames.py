@@ -4,6 +4,12 @@ Every random draw of frame ``i`` comes from ``numpy.random.SeedSequence(spec.see
 (what ``SeedSequence(spec.seed).spawn(n)[i]`` gives), always in the same order (orientation, then nine
 normal deviates, then the noise seed), so a frame never depends on the worker that renders it, on the
 order of rendering, nor on which jitters are switched on.
+
+With a ``[response]`` table the noise image is the detector-response model's
+(:func:`arraybragg.response.apply_response`): its shot noise (Poisson, flicker, readout) is seeded with
+the frame's noise seed, its calibration error with one seed for the whole dataset, drawn from
+``SeedSequence(spec.seed)`` itself (the parent of the frames' sequences) unless the table gives
+``calib_seed``: the calibration pattern of a detector is the same in every frame.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from .. import outputs
+from ..response import PSF, DetectorResponse, apply_response
 from ..errors import InputError
 from ..accumulation import Renderer
 from ..flags import RTD, parse_args
@@ -30,6 +37,15 @@ LABEL_SHAPES = {
     "noise_seed": (), "rotation": (3, 3), "A_star": (3, 3), "phi_deg": (), "osc_deg": (), "phisteps": (),
     "cell": (6,), "N": (3,), "wavelength_A": (), "fluence": (), "distance_mm": (),
 }
+# with [response]: its seeds and settings, stored for every frame too
+RESPONSE_LABELS = ("calib_seed", "gain", "adc_offset", "readout_noise", "flicker", "calibration",
+                   "psf_fwhm_pixels")
+INTEGER_LABELS = ("noise_seed", "phisteps", "calib_seed")
+
+
+def label_names(spec: DatasetSpec) -> tuple[str, ...]:
+    """The labels every frame of ``spec`` has (all of shape () beyond ``LABEL_SHAPES``)."""
+    return tuple(LABEL_SHAPES) + (RESPONSE_LABELS if spec.response is not None else ())
 
 
 @dataclass
@@ -67,6 +83,38 @@ def frame_draws(spec: DatasetSpec, index: int):
     normals = generator.standard_normal(9)
     noise_seed = int(generator.integers(1, 2 ** 31 - 1))
     return rotation, normals, noise_seed
+
+
+def calibration_seed(spec: DatasetSpec) -> int:
+    """The dataset's calibration seed (as -calib_seed takes it, 1..2**31-1): the table's, or drawn from
+    ``SeedSequence(spec.seed)``, the parent of every frame's sequence."""
+    if spec.response.calib_seed is not None:
+        return spec.response.calib_seed
+    return int(np.random.default_rng(np.random.SeedSequence(spec.seed)).integers(1, 2 ** 31 - 1))
+
+
+def frame_response(base: Base, spec: DatasetSpec, labels: dict) -> DetectorResponse:
+    """The DetectorResponse of a frame with ``labels``: what the main command makes of the frame's flags
+    plus ``-seed noise_seed -calib_seed calib_seed``, with the calibration pattern fixed by its seed."""
+    r = spec.response
+    psf = None
+    if r.psf != "none":
+        fwhm = float(np.float32(r.psf_fwhm / 1e6)) / base.sim.detector.pixel_size  # as -psf_fwhm
+        psf = PSF(r.psf, fwhm, r.psf_radius, r.psf_method)
+    return DetectorResponse(scale=r.scale, gain=r.gain, adc_offset=labels["adc_offset"],
+                            readout_noise=r.readout_noise, flicker=r.flicker, calibration=r.calibration,
+                            seed=-labels["noise_seed"], calib_seed=-labels["calib_seed"], psf=psf, bits=r.bits,
+                            fixed_calibration=True)
+
+
+def _response_labels(base: Base, spec: DatasetSpec) -> dict:
+    r = spec.response
+    labels = dict(calib_seed=calibration_seed(spec), gain=r.gain, readout_noise=r.readout_noise,
+                  flicker=r.flicker, calibration=r.calibration,
+                  adc_offset=base.adc_offset if r.adc_offset is None else r.adc_offset)
+    labels["psf_fwhm_pixels"] = 0.0 if r.psf == "none" else \
+        float(np.float32(r.psf_fwhm / 1e6)) / base.sim.detector.pixel_size
+    return labels
 
 
 def _crystal(base: Crystal, rotation, scales, sizes) -> Crystal:
@@ -116,7 +164,7 @@ def _cell_label(crystal: Crystal) -> list[float]:
 
 
 def frame_simulation(base: Base, spec: DatasetSpec, index: int) -> tuple[Simulation, dict]:
-    """Frame ``index``'s Simulation and its labels (``LABEL_SHAPES`` keys)."""
+    """Frame ``index``'s Simulation and its labels (``label_names(spec)`` keys)."""
     rotation, z, noise_seed = frame_draws(spec, index)
     if spec.orientation.mode != "stills":
         rotation = np.eye(3)
@@ -138,6 +186,8 @@ def frame_simulation(base: Base, spec: DatasetSpec, index: int) -> tuple[Simulat
                   cell=_cell_label(c), N=[float(n) for n in (c.Na, c.Nb, c.Nc)],
                   wavelength_A=float(beam.lambda0 * 1e10), fluence=float(beam.fluence),
                   distance_mm=float(frame.detector.distance * 1e3))
+    if spec.response is not None:
+        labels.update(_response_labels(base, spec))
     return frame, labels
 
 
@@ -145,7 +195,7 @@ def frame_simulation(base: Base, spec: DatasetSpec, index: int) -> tuple[Simulat
 class Frame:
     index: int
     image: np.ndarray               # float32 (slow, fast), photons per pixel
-    noise: Optional[np.ndarray]     # uint16 Poisson image, or None
+    noise: Optional[np.ndarray]     # uint16 Poisson image, the response's uint16/uint32 image, or None
     labels: dict
     seconds: float
 
@@ -153,12 +203,15 @@ class Frame:
 def render_frame(base: Base, spec: DatasetSpec, index: int, threads: int = 1) -> Frame:
     """Render frame ``index`` (one thread by default: a Dask worker already runs one frame per core).
 
-    The noise image is what ``arraybragg <frame's flags> -seed <labels['noise_seed']>`` writes.
+    The noise image is what ``arraybragg <frame's flags> -seed <labels['noise_seed']>`` writes, or with
+    ``[response]`` ``apply_response(image, frame_response(base, spec, labels))``'s noise image.
     """
     start = time.perf_counter()
     sim, labels = frame_simulation(base, spec, index)
     image = Renderer(sim, backend=base.backend, policy=base.dtype, threads=threads).render().image
     noise = None
-    if spec.poisson:
+    if spec.response is not None:
+        noise = apply_response(image, frame_response(base, spec, labels)).noise_image
+    elif spec.poisson:
         noise = outputs.noise_image(image, -labels["noise_seed"], base.adc_offset, sim.sampling.roi)[0]
     return Frame(index=index, image=image, noise=noise, labels=labels, seconds=time.perf_counter() - start)
