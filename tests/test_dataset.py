@@ -387,3 +387,16 @@ def test_response_frames_differ_in_noise_and_reproduce_under_another_worker_coun
     labels = load_labels(tmp_path / "two")
     assert len(set(labels["noise_seed"])) == 4 and len(set(labels["calib_seed"])) == 1
     assert set(labels["readout_noise"]) == {3.0} and set(labels["gain"]) == {2.0}
+
+
+def test_export_writes_response_noise_in_16_and_32_bits(tmp_path, client):
+    for bits in (16, 32):
+        spec = with_response(frames=2, response={**RESPONSE, "bits": bits})
+        run_dataset(spec, tmp_path / str(bits), client=client, progress=False)
+        export_frames(tmp_path / str(bits), [1], tmp_path / ("x%d" % bits), ["noise"])
+        raw = (tmp_path / ("x%d" % bits) / "frame_000001_noise.img").read_bytes()
+        header = raw[:512].decode("ascii")
+        assert ("TYPE=unsigned_short;" if bits == 16 else "TYPE=long_integer;") in header
+        noise = read_frame(tmp_path / str(bits), 1)[1]
+        assert noise.dtype == (np.uint16 if bits == 16 else np.uint32)
+        np.testing.assert_array_equal(np.frombuffer(raw[512:], dtype=noise.dtype).reshape(64, 64), noise)
