@@ -400,3 +400,17 @@ def test_export_writes_response_noise_in_16_and_32_bits(tmp_path, client):
         noise = read_frame(tmp_path / str(bits), 1)[1]
         assert noise.dtype == (np.uint16 if bits == 16 else np.uint32)
         np.testing.assert_array_equal(np.frombuffer(raw[512:], dtype=noise.dtype).reshape(64, 64), noise)
+
+
+def test_response_frame_without_calibration_equals_the_main_command(tmp_path, monkeypatch):
+    import io
+    from arraybragg import cli
+    response = {key: value for key, value in RESPONSE.items() if key != "calibration"}
+    spec = with_response(frames=2, response=response, orientation={"mode": "fixed"})
+    frame = render_frame(build_base(spec), spec, 1)
+    monkeypatch.chdir(tmp_path)
+    flags = BASE.split() + ["-seed", str(frame.labels["noise_seed"]), "-adc", "10", "-readout_noise", "3",
+                            "-flicker", "0.05", "-gain", "2", "-psf", "gauss", "-psf_fwhm", "600",
+                            "--threads", "1", "-noisefile", "n.img"]
+    assert cli.run(flags, out=io.StringIO()) == 0
+    np.testing.assert_array_equal(smv.read_smv("n.img").data, frame.noise)
