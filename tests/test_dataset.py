@@ -414,3 +414,33 @@ def test_response_frame_without_calibration_equals_the_main_command(tmp_path, mo
                             "--threads", "1", "-noisefile", "n.img"]
     assert cli.run(flags, out=io.StringIO()) == 0
     np.testing.assert_array_equal(smv.read_smv("n.img").data, frame.noise)
+
+
+def test_response_defects_are_the_same_pixels_in_every_frame():
+    from arraybragg.response import DetectorResponse, apply_response
+    from arraybragg.response.defects import Defects
+    spec = with_response(frames=3, response={"readout_noise": 1.0, "adc_offset": 40.0, "hot_pixels": 0.02,
+                                             "dead_pixels": 0.02, "beamstop": 2.0})
+    base = build_base(spec)
+    frames = [render_frame(base, spec, index) for index in range(3)]
+    labels = frames[0].labels
+    generator = np.random.default_rng(np.random.SeedSequence(7))
+    assert [labels["calib_seed"], labels["hotpix_seed"], labels["badpix_seed"]] == \
+        [int(generator.integers(1, 2 ** 31 - 1)) for _ in range(3)]
+    # the direct beam hits 13.2 mm (33 pixels) from the first pixel's corner along fast and slow: nanoBragg's
+    # default beam centre (detsize + pixel) / 2 plus the ADXV convention's half pixel
+    defects = Defects(hot_fraction=0.02, hotpix_seed=-labels["hotpix_seed"], dead_fraction=0.02,
+                      badpix_seed=-labels["badpix_seed"], beamstop_radius=5.0, beam_fast=33.0, beam_slow=33.0)
+    expected = apply_response(frames[1].image, DetectorResponse(
+        readout_noise=1.0, adc_offset=40.0, calibration=0.0, seed=-frames[1].labels["noise_seed"],
+        defects=defects, fixed_calibration=True)).noise_image
+    np.testing.assert_array_equal(frames[1].noise, expected)
+    hot, dead = (frames[0].noise == 65535), (frames[0].noise == 0)
+    assert 40 < hot.sum() < 130 and 40 < dead.sum() < 130  # 2% of 4096 pixels each
+    for frame in frames[1:]:
+        np.testing.assert_array_equal(frame.noise == 65535, hot)
+        np.testing.assert_array_equal(frame.noise == 0, dead)
+    slow, fast = np.indices((64, 64))
+    shadow = ((fast + 0.5 - 33) ** 2 + (slow + 0.5 - 33) ** 2 <= 25) & ~hot & ~dead
+    assert frames[0].image[shadow].max() > 0.0  # photons fell there; the beamstop took them
+    assert np.abs(frames[0].noise[shadow].astype(float) - 40.0).max() < 6.0

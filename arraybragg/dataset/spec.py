@@ -88,6 +88,9 @@ class Response:
     psf_radius: int = 0              # pixels (0: automatic)
     psf_method: str = "direct"       # "direct" (noisify's sum) or "fft"
     bits: int = 16                   # noise image integers: 16 or 32 bits
+    hot_pixels: float = 0.0          # fraction of pixels reading the top of the range (per dataset)
+    dead_pixels: float = 0.0         # fraction of pixels reading 0 (per dataset)
+    beamstop: float = 0.0            # radius (mm) of an opaque beamstop's shadow around the beam centre
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ _TABLES = {
     "noise": {"poisson": bool},
     "response": {"scale": float, "gain": float, "adc_offset": float, "readout_noise": float, "flicker": float,
                  "calibration": float, "calib_seed": int, "psf": str, "psf_fwhm": float, "psf_radius": int,
-                 "psf_method": str, "bits": int},
+                 "psf_method": str, "bits": int, "hot_pixels": float, "dead_pixels": float, "beamstop": float},
 }
 PSF_KINDS = ("none", "gauss", "fiber")
 PSF_KEYS = ("psf_fwhm", "psf_radius", "psf_method")
@@ -200,8 +203,10 @@ def _response(table: Optional[dict]) -> Optional[Response]:
     r = Response(**table)
     for key in ("scale", "gain"):
         _require(getattr(r, key) > 0.0, f"response.{key}: expected > 0, got {getattr(r, key)}")
-    for key in ("readout_noise", "flicker", "calibration"):
+    for key in ("readout_noise", "flicker", "calibration", "beamstop"):
         _require(getattr(r, key) >= 0.0, f"response.{key}: expected >= 0, got {getattr(r, key)}")
+    for key in ("hot_pixels", "dead_pixels"):
+        _require(0.0 <= getattr(r, key) <= 1.0, f"response.{key}: expected a fraction in [0, 1], got {getattr(r, key)}")
     _require(r.calib_seed is None or 1 <= r.calib_seed < 2 ** 31,
              f"response.calib_seed: expected 1 <= seed < 2**31, got {r.calib_seed}")
     _require(r.bits in (16, 32), f"response.bits: expected 16 or 32, got {r.bits}")
