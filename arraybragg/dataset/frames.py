@@ -39,8 +39,8 @@ LABEL_SHAPES = {
     "cell": (6,), "N": (3,), "wavelength_A": (), "fluence": (), "distance_mm": (),
 }
 # with [response]: its seeds and settings, stored for every frame too
-RESPONSE_LABELS = ("calib_seed", "hotpix_seed", "badpix_seed", "gain", "adc_offset", "readout_noise", "flicker", "calibration",
-                   "psf_fwhm_pixels")
+RESPONSE_LABELS = ("calib_seed", "hotpix_seed", "badpix_seed", "gain", "adc_offset", "readout_noise", "flicker",
+                   "calibration", "psf_fwhm_pixels")
 INTEGER_LABELS = ("noise_seed", "phisteps", "calib_seed", "hotpix_seed", "badpix_seed")
 
 
