@@ -286,3 +286,163 @@ def test_readme_example_spec_is_valid():
     assert block, "README.md lost its dataset example"
     spec = spec_from_dict(tomllib.loads(block.group(1)))
     assert spec.frames == 8 and spec.poisson and build_base(spec).sim.detector.shape == (128, 128)
+
+
+# ----------------------------------------------------------------------------- [response]: detector response
+
+RESPONSE = {"readout_noise": 3.0, "flicker": 0.05, "calibration": 0.1, "gain": 2.0, "adc_offset": 10.0,
+            "psf": "gauss", "psf_fwhm": 600.0}
+
+
+def with_response(frames=4, response=None, **tables):
+    raw = {"dataset": {"frames": frames, "seed": 7, "base": BASE}, "response": response or RESPONSE}
+    return spec_from_dict({**raw, **tables})
+
+
+@pytest.mark.parametrize("response, key", [
+    ({"readout": 3.0}, "response.readout: unknown key"),
+    ({"readout_noise": -1.0}, "response.readout_noise"),
+    ({"gain": "x"}, "response.gain"),
+    ({"gain": 0.0}, "response.gain"),
+    ({"bits": 12}, "response.bits"),
+    ({"psf": "box"}, "response.psf"),
+    ({"psf_fwhm": 100.0}, "response.psf_fwhm: only used with psf"),
+    ({"psf": "fiber", "psf_method": "slow"}, "response.psf_method"),
+    ({"psf": "gauss", "psf_radius": -2}, "response.psf_radius"),
+    ({"calib_seed": 0}, "response.calib_seed"),
+    ({"calib_seed": True}, "response.calib_seed"),
+])
+def test_bad_response_keys_are_refused_in_one_line(response, key):
+    with pytest.raises(InputError) as info:
+        with_response(response=response)
+    message = str(info.value)
+    assert message.startswith(key) and "\n" not in message
+
+
+def test_a_bad_response_table_in_a_file_names_file_and_key(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[dataset]\nframes = 2\nseed = 1\nbase = "%s"\n[response]\nflicker = -0.1\n' % BASE)
+    assert dataset_cli.main([str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.toml: response.flicker: expected >= 0, got -0.1" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_response_frame_equals_apply_response_with_the_frames_seeds():
+    from arraybragg.accumulation import Renderer
+    from arraybragg.response import PSF, DetectorResponse, apply_response
+    spec = with_response(jitter={"fluence": 0.3})
+    base = build_base(spec)
+    frame = render_frame(base, spec, 2)
+    calib_seed = int(np.random.default_rng(np.random.SeedSequence(7)).integers(1, 2 ** 31 - 1))
+    assert frame.labels["noise_seed"] == frame_draws(spec, 2)[2] and frame.labels["calib_seed"] == calib_seed
+    fwhm_pixels = float(np.float32(600e-6)) / 0.4e-3
+    assert frame.labels["psf_fwhm_pixels"] == pytest.approx(1.5) and frame.labels["adc_offset"] == 10.0
+    single, _ = frame_simulation(base, spec, 2)
+    image = Renderer(single, backend=base.backend, policy=base.dtype, threads=1).render().image
+    np.testing.assert_array_equal(frame.image, image)
+    expected = apply_response(image, DetectorResponse(
+        scale=1.0, gain=2.0, adc_offset=10.0, readout_noise=3.0, flicker=0.05, calibration=0.1,
+        seed=-frame.labels["noise_seed"], calib_seed=-calib_seed, psf=PSF("gauss", fwhm_pixels),
+        fixed_calibration=True)).noise_image
+    assert frame.noise.dtype == np.uint16
+    np.testing.assert_array_equal(frame.noise, expected)
+    assert 5.0 < frame.noise.std() and frame.noise.min() < 10  # readout noise around the offset
+    # an explicit calib_seed is taken as -calib_seed takes it; bits = 32 stores 32-bit integers
+    other = with_response(response={**RESPONSE, "calib_seed": 99, "bits": 32}, jitter={"fluence": 0.3})
+    wide = render_frame(build_base(other), other, 2)
+    assert wide.labels["calib_seed"] == 99 and wide.noise.dtype == np.uint32
+    np.testing.assert_array_equal(wide.noise, apply_response(image, DetectorResponse(
+        scale=1.0, gain=2.0, adc_offset=10.0, readout_noise=3.0, flicker=0.05, calibration=0.1,
+        seed=-frame.labels["noise_seed"], calib_seed=-99, psf=PSF("gauss", fwhm_pixels), bits=32,
+        fixed_calibration=True)).noise_image)
+
+
+def test_fixed_calibration_is_one_pattern_whatever_the_shot_seed():
+    from arraybragg.response import DetectorResponse, apply_response
+    flat = np.full((32, 32), 1e4, np.float32)
+
+    def noise(seed, fixed):
+        response = DetectorResponse(fluence=None, calibration=0.3, seed=seed, calib_seed=-77,
+                                    fixed_calibration=fixed)
+        return apply_response(flat, response).noise_image.astype(np.float64).ravel()
+    # Poisson sd 100 against a calibration sd of 3000 photons: the same pattern correlates ~0.999
+    assert np.corrcoef(noise(-5, True), noise(-6, True))[0, 1] > 0.99
+    assert abs(np.corrcoef(noise(-5, False), noise(-6, False))[0, 1]) < 0.2  # noisify's shared table
+    assert not np.array_equal(noise(-5, True), noise(-6, True))
+
+
+def test_response_frames_differ_in_noise_and_reproduce_under_another_worker_count(tmp_path, client):
+    from distributed import Client, LocalCluster
+    spec = with_response(frames=4, orientation={"mode": "fixed"})  # the same float image in every frame
+    run_dataset(spec, tmp_path / "two", client=client, progress=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as one:
+        run_dataset(spec, tmp_path / "one", client=one, progress=False)
+    assert_matches_single_process(tmp_path / "two", spec, range(4))
+    for index in range(4):
+        np.testing.assert_array_equal(read_frame(tmp_path / "one", index)[1], read_frame(tmp_path / "two", index)[1])
+    images = [read_frame(tmp_path / "two", i)[0] for i in range(4)]
+    noises = [read_frame(tmp_path / "two", i)[1] for i in range(4)]
+    assert all(np.array_equal(images[0], image) for image in images)
+    assert all(not np.array_equal(noises[0], noise) for noise in noises[1:])
+    labels = load_labels(tmp_path / "two")
+    assert len(set(labels["noise_seed"])) == 4 and len(set(labels["calib_seed"])) == 1
+    assert set(labels["readout_noise"]) == {3.0} and set(labels["gain"]) == {2.0}
+
+
+def test_export_writes_response_noise_in_16_and_32_bits(tmp_path, client):
+    for bits in (16, 32):
+        spec = with_response(frames=2, response={**RESPONSE, "bits": bits})
+        run_dataset(spec, tmp_path / str(bits), client=client, progress=False)
+        export_frames(tmp_path / str(bits), [1], tmp_path / ("x%d" % bits), ["noise"])
+        raw = (tmp_path / ("x%d" % bits) / "frame_000001_noise.img").read_bytes()
+        header = raw[:512].decode("ascii")
+        assert ("TYPE=unsigned_short;" if bits == 16 else "TYPE=long_integer;") in header
+        noise = read_frame(tmp_path / str(bits), 1)[1]
+        assert noise.dtype == (np.uint16 if bits == 16 else np.uint32)
+        np.testing.assert_array_equal(np.frombuffer(raw[512:], dtype=noise.dtype).reshape(64, 64), noise)
+
+
+def test_response_frame_without_calibration_equals_the_main_command(tmp_path, monkeypatch):
+    import io
+    from arraybragg import cli
+    response = {key: value for key, value in RESPONSE.items() if key != "calibration"}
+    spec = with_response(frames=2, response=response, orientation={"mode": "fixed"})
+    frame = render_frame(build_base(spec), spec, 1)
+    monkeypatch.chdir(tmp_path)
+    flags = BASE.split() + ["-seed", str(frame.labels["noise_seed"]), "-adc", "10", "-readout_noise", "3",
+                            "-flicker", "0.05", "-gain", "2", "-psf", "gauss", "-psf_fwhm", "600",
+                            "--threads", "1", "-noisefile", "n.img"]
+    assert cli.run(flags, out=io.StringIO()) == 0
+    np.testing.assert_array_equal(smv.read_smv("n.img").data, frame.noise)
+
+
+def test_response_defects_are_the_same_pixels_in_every_frame():
+    from arraybragg.response import DetectorResponse, apply_response
+    from arraybragg.response.defects import Defects
+    spec = with_response(frames=3, response={"readout_noise": 1.0, "adc_offset": 40.0, "hot_pixels": 0.02,
+                                             "dead_pixels": 0.02, "beamstop": 2.0})
+    base = build_base(spec)
+    frames = [render_frame(base, spec, index) for index in range(3)]
+    labels = frames[0].labels
+    generator = np.random.default_rng(np.random.SeedSequence(7))
+    assert [labels["calib_seed"], labels["hotpix_seed"], labels["badpix_seed"]] == \
+        [int(generator.integers(1, 2 ** 31 - 1)) for _ in range(3)]
+    # the direct beam hits 13.2 mm (33 pixels) from the first pixel's corner along fast and slow: nanoBragg's
+    # default beam centre (detsize + pixel) / 2 plus the ADXV convention's half pixel
+    defects = Defects(hot_fraction=0.02, hotpix_seed=-labels["hotpix_seed"], dead_fraction=0.02,
+                      badpix_seed=-labels["badpix_seed"], beamstop_radius=5.0, beam_fast=33.0, beam_slow=33.0)
+    expected = apply_response(frames[1].image, DetectorResponse(
+        readout_noise=1.0, adc_offset=40.0, calibration=0.0, seed=-frames[1].labels["noise_seed"],
+        defects=defects, fixed_calibration=True)).noise_image
+    np.testing.assert_array_equal(frames[1].noise, expected)
+    hot, dead = (frames[0].noise == 65535), (frames[0].noise == 0)
+    assert 40 < hot.sum() < 130 and 40 < dead.sum() < 130  # 2% of 4096 pixels each
+    for frame in frames[1:]:
+        np.testing.assert_array_equal(frame.noise == 65535, hot)
+        np.testing.assert_array_equal(frame.noise == 0, dead)
+    slow, fast = np.indices((64, 64))
+    shadow = ((fast + 0.5 - 33) ** 2 + (slow + 0.5 - 33) ** 2 <= 25) & ~hot & ~dead
+    assert frames[0].image[shadow].max() > 0.0  # photons fell there; the beamstop took them
+    assert np.abs(frames[0].noise[shadow].astype(float) - 40.0).max() < 6.0

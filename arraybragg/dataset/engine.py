@@ -20,7 +20,7 @@ import numpy as np
 
 from ..accumulation import default_threads
 from . import store
-from .frames import LABEL_SHAPES, Base, build_base, frame_simulation, render_frame
+from .frames import INTEGER_LABELS, Base, build_base, frame_simulation, label_names, render_frame
 from .spec import DatasetSpec
 
 
@@ -38,13 +38,13 @@ class DatasetReport:
 
 
 def frame_labels(base: Base, spec: DatasetSpec) -> dict[str, np.ndarray]:
-    """Every label of every frame, computed here (cheap: no render) in ``LABEL_SHAPES`` layout."""
-    columns = {name: [] for name in LABEL_SHAPES}
+    """Every label of every frame, computed here (cheap: no render), each (frames, *shape)."""
+    columns = {name: [] for name in label_names(spec)}
     for index in range(spec.frames):
         _, labels = frame_simulation(base, spec, index)
-        for name in LABEL_SHAPES:
+        for name in columns:
             columns[name].append(labels[name])
-    return {name: np.asarray(values, dtype=np.int64 if name in ("noise_seed", "phisteps") else np.float64)
+    return {name: np.asarray(values, dtype=np.int64 if name in INTEGER_LABELS else np.float64)
             for name, values in columns.items()}
 
 

@@ -4,6 +4,12 @@ Every random draw of frame ``i`` comes from ``numpy.random.SeedSequence(spec.see
 (what ``SeedSequence(spec.seed).spawn(n)[i]`` gives), always in the same order (orientation, then nine
 normal deviates, then the noise seed), so a frame never depends on the worker that renders it, on the
 order of rendering, nor on which jitters are switched on.
+
+With a ``[response]`` table the noise image is the detector-response model's
+(:func:`arraybragg.response.apply_response`): its shot noise (Poisson, flicker, readout) is seeded with
+the frame's noise seed; its calibration error, hot and dead pixels with seeds for the whole dataset,
+drawn from ``SeedSequence(spec.seed)`` itself (the parent of the frames' sequences): a detector's
+calibration pattern and defective pixels are the same in every frame.
 """
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ from typing import Optional
 import numpy as np
 
 from .. import outputs
+from ..response import PSF, DetectorResponse, apply_response
+from ..response.defects import Defects
 from ..errors import InputError
 from ..accumulation import Renderer
 from ..flags import RTD, parse_args
@@ -30,6 +38,15 @@ LABEL_SHAPES = {
     "noise_seed": (), "rotation": (3, 3), "A_star": (3, 3), "phi_deg": (), "osc_deg": (), "phisteps": (),
     "cell": (6,), "N": (3,), "wavelength_A": (), "fluence": (), "distance_mm": (),
 }
+# with [response]: its seeds and settings, stored for every frame too
+RESPONSE_LABELS = ("calib_seed", "hotpix_seed", "badpix_seed", "gain", "adc_offset", "readout_noise", "flicker",
+                   "calibration", "psf_fwhm_pixels")
+INTEGER_LABELS = ("noise_seed", "phisteps", "calib_seed", "hotpix_seed", "badpix_seed")
+
+
+def label_names(spec: DatasetSpec) -> tuple[str, ...]:
+    """The labels every frame of ``spec`` has (all of shape () beyond ``LABEL_SHAPES``)."""
+    return tuple(LABEL_SHAPES) + (RESPONSE_LABELS if spec.response is not None else ())
 
 
 @dataclass
@@ -67,6 +84,50 @@ def frame_draws(spec: DatasetSpec, index: int):
     normals = generator.standard_normal(9)
     noise_seed = int(generator.integers(1, 2 ** 31 - 1))
     return rotation, normals, noise_seed
+
+
+def dataset_seeds(spec: DatasetSpec) -> tuple[int, int, int]:
+    """The detector's seeds, one per dataset (as -calib_seed, -hotpix_seed, -badpix_seed take them,
+    1..2**31-1): drawn in that order from ``SeedSequence(spec.seed)``, the parent of every frame's
+    sequence; the table's ``calib_seed`` replaces the first."""
+    generator = np.random.default_rng(np.random.SeedSequence(spec.seed))
+    calib, hot, bad = (int(generator.integers(1, 2 ** 31 - 1)) for _ in range(3))
+    return (calib if spec.response.calib_seed is None else spec.response.calib_seed), hot, bad
+
+
+def _defects(sim: Simulation, r, labels: dict) -> Optional[Defects]:
+    """Hot/dead pixels and a beamstop around the frame's beam centre, or None when none is asked for."""
+    if not (r.hot_pixels or r.dead_pixels or r.beamstop):
+        return None
+    d = sim.detector
+    return Defects(hot_fraction=r.hot_pixels, hotpix_seed=-labels["hotpix_seed"], dead_fraction=r.dead_pixels,
+                   badpix_seed=-labels["badpix_seed"], beamstop_radius=r.beamstop / 1000.0 / d.pixel_size,
+                   beam_fast=d.Fbeam / d.pixel_size, beam_slow=d.Sbeam / d.pixel_size)
+
+
+def frame_response(sim: Simulation, spec: DatasetSpec, labels: dict) -> DetectorResponse:
+    """The DetectorResponse of a frame (its Simulation and labels): what the main command makes of the
+    frame's flags plus ``-seed noise_seed -calib_seed calib_seed``, with the calibration pattern fixed
+    by its seed (``fixed_calibration``), plus the table's defects."""
+    r = spec.response
+    psf = None
+    if r.psf != "none":
+        psf = PSF(r.psf, labels["psf_fwhm_pixels"], r.psf_radius, r.psf_method)
+    return DetectorResponse(scale=r.scale, gain=r.gain, adc_offset=labels["adc_offset"],
+                            readout_noise=r.readout_noise, flicker=r.flicker, calibration=r.calibration,
+                            seed=-labels["noise_seed"], calib_seed=-labels["calib_seed"], psf=psf, bits=r.bits,
+                            defects=_defects(sim, r, labels), fixed_calibration=True)
+
+
+def _response_labels(base: Base, spec: DatasetSpec) -> dict:
+    r = spec.response
+    calib, hot, bad = dataset_seeds(spec)
+    labels = dict(calib_seed=calib, hotpix_seed=hot, badpix_seed=bad, gain=r.gain, readout_noise=r.readout_noise,
+                  flicker=r.flicker, calibration=r.calibration,
+                  adc_offset=base.adc_offset if r.adc_offset is None else r.adc_offset)
+    labels["psf_fwhm_pixels"] = 0.0 if r.psf == "none" else \
+        float(np.float32(r.psf_fwhm / 1e6)) / base.sim.detector.pixel_size  # as -psf_fwhm takes it
+    return labels
 
 
 def _crystal(base: Crystal, rotation, scales, sizes) -> Crystal:
@@ -116,7 +177,7 @@ def _cell_label(crystal: Crystal) -> list[float]:
 
 
 def frame_simulation(base: Base, spec: DatasetSpec, index: int) -> tuple[Simulation, dict]:
-    """Frame ``index``'s Simulation and its labels (``LABEL_SHAPES`` keys)."""
+    """Frame ``index``'s Simulation and its labels (``label_names(spec)`` keys)."""
     rotation, z, noise_seed = frame_draws(spec, index)
     if spec.orientation.mode != "stills":
         rotation = np.eye(3)
@@ -138,6 +199,8 @@ def frame_simulation(base: Base, spec: DatasetSpec, index: int) -> tuple[Simulat
                   cell=_cell_label(c), N=[float(n) for n in (c.Na, c.Nb, c.Nc)],
                   wavelength_A=float(beam.lambda0 * 1e10), fluence=float(beam.fluence),
                   distance_mm=float(frame.detector.distance * 1e3))
+    if spec.response is not None:
+        labels.update(_response_labels(base, spec))
     return frame, labels
 
 
@@ -145,7 +208,7 @@ def frame_simulation(base: Base, spec: DatasetSpec, index: int) -> tuple[Simulat
 class Frame:
     index: int
     image: np.ndarray               # float32 (slow, fast), photons per pixel
-    noise: Optional[np.ndarray]     # uint16 Poisson image, or None
+    noise: Optional[np.ndarray]     # uint16 Poisson image, the response's uint16/uint32 image, or None
     labels: dict
     seconds: float
 
@@ -153,12 +216,15 @@ class Frame:
 def render_frame(base: Base, spec: DatasetSpec, index: int, threads: int = 1) -> Frame:
     """Render frame ``index`` (one thread by default: a Dask worker already runs one frame per core).
 
-    The noise image is what ``arraybragg <frame's flags> -seed <labels['noise_seed']>`` writes.
+    The noise image is what ``arraybragg <frame's flags> -seed <labels['noise_seed']>`` writes, or with
+    ``[response]`` ``apply_response(image, frame_response(sim, spec, labels))``'s noise image.
     """
     start = time.perf_counter()
     sim, labels = frame_simulation(base, spec, index)
     image = Renderer(sim, backend=base.backend, policy=base.dtype, threads=threads).render().image
     noise = None
-    if spec.poisson:
+    if spec.response is not None:
+        noise = apply_response(image, frame_response(sim, spec, labels)).noise_image
+    elif spec.poisson:
         noise = outputs.noise_image(image, -labels["noise_seed"], base.adc_offset, sim.sampling.roi)[0]
     return Frame(index=index, image=image, noise=noise, labels=labels, seconds=time.perf_counter() - start)

@@ -23,6 +23,13 @@ Layout (every table but ``[dataset]`` optional; angles in degrees, lengths in mm
     [noise]
     poisson = true                    # also store a Poisson-noise image (nanoBragg's stream) per frame
 
+    [response]                        # the noise image from the detector-response model instead (noisify's)
+    readout_noise = 3.0               # ADU rms
+    flicker = 0.0                     # fractional source flicker per pixel
+    calibration = 0.03                # fractional calibration error, the same pattern in every frame
+    gain = 1.0                        # ADU per photon
+    psf = "gauss"                     # "none" (default), "gauss" or "fiber"; psf_fwhm in um, psf_radius pixels
+
 File paths in ``base`` (-hkl, -mat, -sourcefile, -mask, -img) are relative to the spec's directory.
 """
 from __future__ import annotations
@@ -32,6 +39,7 @@ import math
 import os
 import shlex
 from dataclasses import asdict, dataclass, field
+from typing import Optional
 
 from ..errors import InputError
 
@@ -65,6 +73,27 @@ class Jitter:
 
 
 @dataclass(frozen=True)
+class Response:
+    """The ``[response]`` table: detector-response settings shared by every frame (see docs/noisify.md)."""
+
+    scale: float = 1.0               # photons per photon of the rendered image
+    gain: float = 1.0                # ADU per photon
+    adc_offset: Optional[float] = None  # ADU; None: the base's -adc (nanoBragg's default 40)
+    readout_noise: float = 0.0       # ADU rms
+    flicker: float = 0.0             # fractional, per pixel and frame
+    calibration: float = 0.0         # fractional, per pixel, the same in every frame
+    calib_seed: Optional[int] = None  # as -calib_seed; None: derived from the dataset seed
+    psf: str = "none"                # "none", "gauss" or "fiber"
+    psf_fwhm: float = 46.0           # um
+    psf_radius: int = 0              # pixels (0: automatic)
+    psf_method: str = "direct"       # "direct" (noisify's sum) or "fft"
+    bits: int = 16                   # noise image integers: 16 or 32 bits
+    hot_pixels: float = 0.0          # fraction of pixels reading the top of the range (per dataset)
+    dead_pixels: float = 0.0         # fraction of pixels reading 0 (per dataset)
+    beamstop: float = 0.0            # radius (mm) of an opaque beamstop's shadow around the beam centre
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """A validated dataset description; ``base`` holds nanoBragg arguments with absolute file paths."""
 
@@ -74,17 +103,26 @@ class DatasetSpec:
     orientation: Orientation = field(default_factory=Orientation)
     jitter: Jitter = field(default_factory=Jitter)
     poisson: bool = False
+    response: Optional[Response] = None
+
+    @property
+    def has_noise(self) -> bool:
+        """Whether a noise image is stored per frame (Poisson, or the detector response's)."""
+        return self.poisson or self.response is not None
 
     def to_json(self) -> str:
         """Canonical text of the description (stored with a dataset; a resume must match it)."""
-        return json.dumps(asdict(self), sort_keys=True)
+        d = asdict(self)
+        if d["response"] is None:  # as datasets made before [response] existed
+            del d["response"]
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "DatasetSpec":
         d = json.loads(text)
         return cls(frames=d["frames"], seed=d["seed"], base=tuple(d["base"]),
                    orientation=Orientation(**d["orientation"]), jitter=Jitter(**d["jitter"]),
-                   poisson=d["poisson"])
+                   poisson=d["poisson"], response=Response(**d["response"]) if d.get("response") else None)
 
 
 _TABLES = {
@@ -92,7 +130,12 @@ _TABLES = {
     "orientation": {"mode": str, "start": float, "oscillation": float, "phisteps": int},
     "jitter": {"cell": float, "crystal_size": float, "wavelength": float, "fluence": float, "distance": float},
     "noise": {"poisson": bool},
+    "response": {"scale": float, "gain": float, "adc_offset": float, "readout_noise": float, "flicker": float,
+                 "calibration": float, "calib_seed": int, "psf": str, "psf_fwhm": float, "psf_radius": int,
+                 "psf_method": str, "bits": int, "hot_pixels": float, "dead_pixels": float, "beamstop": float},
 }
+PSF_KINDS = ("none", "gauss", "fiber")
+PSF_KEYS = ("psf_fwhm", "psf_radius", "psf_method")
 
 
 def _checked(table: str, key: str, value, kind):
@@ -153,6 +196,30 @@ def _require(condition: bool, message: str) -> None:
         raise InputError(message)
 
 
+def _response(table: Optional[dict]) -> Optional[Response]:
+    """The validated ``[response]`` table (None when absent)."""
+    if table is None:
+        return None
+    r = Response(**table)
+    for key in ("scale", "gain"):
+        _require(getattr(r, key) > 0.0, f"response.{key}: expected > 0, got {getattr(r, key)}")
+    for key in ("readout_noise", "flicker", "calibration", "beamstop"):
+        _require(getattr(r, key) >= 0.0, f"response.{key}: expected >= 0, got {getattr(r, key)}")
+    for key in ("hot_pixels", "dead_pixels"):
+        _require(0.0 <= getattr(r, key) <= 1.0, f"response.{key}: expected a fraction in [0, 1], got {getattr(r, key)}")
+    _require(r.calib_seed is None or 1 <= r.calib_seed < 2 ** 31,
+             f"response.calib_seed: expected 1 <= seed < 2**31, got {r.calib_seed}")
+    _require(r.bits in (16, 32), f"response.bits: expected 16 or 32, got {r.bits}")
+    _require(r.psf in PSF_KINDS, f"response.psf: expected one of {', '.join(PSF_KINDS)}, got {r.psf!r}")
+    _require(r.psf_method in ("direct", "fft"), f"response.psf_method: expected direct or fft, got {r.psf_method!r}")
+    _require(r.psf_fwhm > 0.0, f"response.psf_fwhm: expected > 0 (um), got {r.psf_fwhm}")
+    _require(r.psf_radius >= 0, f"response.psf_radius: expected >= 0 (pixels), got {r.psf_radius}")
+    if r.psf == "none":
+        for key in PSF_KEYS:
+            _require(key not in table, f"response.{key}: only used with psf = \"gauss\" or \"fiber\"")
+    return r
+
+
 def spec_from_dict(raw: dict, base_dir: str = ".") -> DatasetSpec:
     """Validate a parsed description (the TOML's tables as dicts); InputError names the bad key."""
     tables = _tables(raw)
@@ -179,7 +246,8 @@ def spec_from_dict(raw: dict, base_dir: str = ".") -> DatasetSpec:
              f"jitter.wavelength: a relative sigma below 0.2 expected, got {jitter.wavelength}")
     return DatasetSpec(frames=ds["frames"], seed=ds["seed"], base=_base_arguments(ds["base"], base_dir),
                        orientation=orientation, jitter=jitter,
-                       poisson=tables.get("noise", {}).get("poisson", False))
+                       poisson=tables.get("noise", {}).get("poisson", False),
+                       response=_response(tables.get("response")))
 
 
 def load_spec(path) -> DatasetSpec:

@@ -3,7 +3,8 @@
 Layout of an output directory ``DIR``::
 
     DIR/dataset.zarr/images        float32 (frames, slow, fast), chunk (1, slow, fast)
-    DIR/dataset.zarr/noise         uint16, same chunks (only with [noise] poisson = true)
+    DIR/dataset.zarr/noise         uint16 (uint32 for [response] bits = 32), same chunks (only with
+                                   [noise] poisson = true or a [response] table)
     DIR/dataset.zarr/labels/<name> one array per label (frames, ...), see frames.LABEL_SHAPES
     DIR/done/<index>.json          written after a frame's chunks: their SHA-256
 
@@ -49,8 +50,9 @@ def _create(path: str, spec: DatasetSpec, shape: tuple[int, int], labels: dict) 
     root = zarr.open_group(partial, mode="w")
     frames = (spec.frames,) + tuple(shape)
     root.create_array("images", shape=frames, chunks=(1,) + tuple(shape), dtype="float32", fill_value=0.0)
-    if spec.poisson:
-        root.create_array("noise", shape=frames, chunks=(1,) + tuple(shape), dtype="uint16", fill_value=0)
+    if spec.has_noise:
+        dtype = "uint32" if spec.response is not None and spec.response.bits == 32 else "uint16"
+        root.create_array("noise", shape=frames, chunks=(1,) + tuple(shape), dtype=dtype, fill_value=0)
     group = root.create_group("labels")
     for name, values in labels.items():
         values = np.asarray(values)
@@ -84,7 +86,7 @@ def _arrays(path: str, mode: str = "r+"):
 def _checksum(image: np.ndarray, noise) -> str:
     digest = hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes())
     if noise is not None:
-        digest.update(np.ascontiguousarray(noise, dtype=np.uint16).tobytes())
+        digest.update(np.ascontiguousarray(noise).tobytes())  # in the store's integer type
     return digest.hexdigest()
 
 
@@ -93,6 +95,7 @@ def write_frame(out, index: int, image: np.ndarray, noise=None) -> str:
     images, noise_array = _arrays(store_path(out))
     images[index] = image
     if noise_array is not None:
+        noise = np.asarray(noise, dtype=noise_array.dtype)
         noise_array[index] = noise
     checksum = _checksum(image, noise)
     atomic_write(_marker(out, index), json.dumps(dict(index=index, sha256=checksum)).encode())
@@ -100,7 +103,7 @@ def write_frame(out, index: int, image: np.ndarray, noise=None) -> str:
 
 
 def read_frame(out, index: int):
-    """(float32 image, uint16 noise image or None) of frame ``index``."""
+    """(float32 image, integer noise image or None) of frame ``index``."""
     images, noise = _arrays(store_path(out), "r")
     return images[index], (None if noise is None else noise[index])
 

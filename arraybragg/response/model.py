@@ -47,6 +47,10 @@ class DetectorResponse:
     (positive, so it does not reload ran1's shared table: see
     :mod:`.streams`).  ``bits`` (16 or 32) is the width of the SMV integers.
     ``defects`` adds hot/dead pixels and a beamstop (None: none, as noisify).
+    ``fixed_calibration`` (not noisify's): the calibration error is drawn from
+    ``calib_seed``'s own ran1 stream (:func:`.streams.calibrated`), so it is the
+    same per-pixel pattern whatever ``seed`` is; noisify's shared shuffle table
+    otherwise mixes it with the shot seed (a new pattern for every seed).
     """
 
     scale: float = 1.0
@@ -62,6 +66,7 @@ class DetectorResponse:
     noise: bool = True
     bits: int = 16
     defects: Optional[Defects] = None
+    fixed_calibration: bool = False
 
     def __post_init__(self):
         if self.bits not in (16, 32):
@@ -169,8 +174,11 @@ def apply_response(float_image, response: DetectorResponse) -> ResponseResult:
 
 def _noise_stage(result: ResponseResult, response: DetectorResponse, like) -> None:
     """Steps 3-5: Poisson counts with flicker and calibration, PSF, gain, offset, readout noise."""
+    photons, calibration = result.photons, response.calibration
+    if response.fixed_calibration and calibration > 0.0:
+        photons, calibration = streams.calibrated(photons, calibration, response.calib_seed), 0.0
     counts, stream, result.photons_before_psf = streams.noise_counts(
-        result.photons, response.flicker, response.calibration, response.seed, response.calib_seed)
+        photons, response.flicker, calibration, response.seed, response.calib_seed)
     if response.psf is None:
         result.noise_photons = result.photons_before_psf
     else:

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import rng
 
-__all__ = ["SharedRan1", "SHOT", "CALIBRATION", "noise_counts", "gauss_array"]
+__all__ = ["SharedRan1", "SHOT", "CALIBRATION", "noise_counts", "gauss_array", "calibrated"]
 
 SHOT, CALIBRATION = 0, 1  # the two seeds: -seed and -calib_seed
 
@@ -156,6 +156,15 @@ def noise_counts(photons: np.ndarray, flicker: float, calibration: float,
         total += out[i]
     counts = np.frombuffer(out, dtype=np.float32).reshape(np.shape(photons))
     return counts, source.shot_stream(), total
+
+
+def calibrated(photons: np.ndarray, calibration: float, calib_seed: int) -> np.ndarray:
+    """A fixed calibration error: photons x (1 + calibration x gauss), computed in double and rounded to
+    float32, the deviates drawn in raster order from ``calib_seed``'s own ran1 stream (a positive seed
+    acts as 1, as ran1 takes it).  The same seed gives the same per-pixel factors on every image."""
+    flat = np.asarray(photons, dtype=np.float32)
+    deviates = gauss_array(rng.Ran1Stream(calib_seed), flat.size).reshape(flat.shape)
+    return (flat.astype(np.float64) * (1.0 + calibration * deviates.astype(np.float64))).astype(np.float32)
 
 
 def _continue_shot(ints: np.ndarray, floats: np.ndarray) -> rng.Ran1Stream:
