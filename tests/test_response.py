@@ -180,13 +180,15 @@ def test_beamstop_shadow():
     assert (result.noise_image[inside] == 40).all() and result.noise_image[~inside].min() > 80
 
 
-@pytest.mark.skipif(not _compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("engine", ["c", "numba"])
 @pytest.mark.parametrize("flicker, calibration, seeds", [(0.0, 0.03, (-5, 123456789)), (0.02, 0.05, (-9, -77)),
                                                          (0.0, 0.1, (3, -4))])
-def test_compiled_loop_equals_python_loop(flicker, calibration, seeds):
+def test_compiled_loop_equals_python_loop(flicker, calibration, seeds, engine):
+    if engine not in _compiled.engines():
+        pytest.skip(f"the {engine} engine is not installed")
     means = np.concatenate([np.zeros(50), np.linspace(0.0, 30.0, 300), [1e3, 5e4, 2e6, 3e6, 7.5]])
     photons = np.random.default_rng(1).permutation(means).astype(np.float32)
-    counts, ints, floats, total = _compiled.noise_loop(photons, flicker, calibration, *seeds)
+    counts, ints, floats, total = _compiled.noise_loop(photons, flicker, calibration, *seeds, engine=engine)
     source = streams.SharedRan1(*seeds)
     expected = []
     for mean in photons.tolist():
