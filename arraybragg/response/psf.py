@@ -170,14 +170,15 @@ def apply_psf(image, psf: PSF):
     kernel = psf_kernel(psf, radius)
     if psf.method == "fft":
         return _fft_blur(xp, image, kernel, radius)
-    # radius and lost photons depend on the pixel value alone: computed once per distinct value
-    distinct, where_in = xp.unique_inverse(image)
-    where_in = xp.reshape(where_in, (-1,))
-    radii_of = _source_radii(xp, distinct, psf, maxwidth)
-    radii = xp.reshape(xp.take(radii_of, where_in), image.shape)
+    # only pixels > 0 are sources: their radii and lost photons (in raster order; the others
+    # lose none, and adding 0.0 to the running total changes nothing)
+    positive = image > 0.0
+    sources = image[positive]
+    radii_of = _source_radii(xp, sources, psf, maxwidth)
+    radii = xp.zeros(image.shape, dtype=xp.float64, device=getattr(image, "device", None))
+    radii[positive] = radii_of  # 0 elsewhere: not read for non-sources
     out = _direct_sum(xp, image, radii, kernel)
-    lost = xp.take(_lost_photons(xp, distinct, radii_of, psf), where_in)
-    share = _running_total(xp, lost) / (height * width)
+    share = _running_total(xp, _lost_photons(xp, sources, radii_of, psf)) / (height * width)
     return xp.astype(xp.astype(out, xp.float64) + share, xp.float32)
 
 
