@@ -64,6 +64,17 @@ def test_direct_sum_is_noisify_loop_bit_for_bit(psf, block, monkeypatch):
     assert np.array_equal(apply_psf(image, psf), _c_loop(image, psf))
 
 
+@pytest.mark.parametrize("block", [1 << 15, 30], ids=["one-block", "row-blocks"])
+def test_direct_sum_with_few_bright_sources_is_noisify_loop(block, monkeypatch):
+    """Bright pixels reach farther than the dim ones: their rings cover a few columns only."""
+    monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", block)
+    image = np.random.default_rng(3).poisson(2.0, (24, 30)).astype(np.float32)
+    image[5, 29], image[12, 3], image[20, 17] = 4e5, 2e4, 9e5  # one at the right edge: its wrap
+    psf = PSF("gauss", 1.2)
+    assert psf_module.kernel_radius(psf, 9e5, 30) > psf_module.kernel_radius(psf, 8.0, 30)
+    assert np.array_equal(apply_psf(image, psf), _c_loop(image, psf))
+
+
 @pytest.mark.parametrize("psf", [PSF("gauss", 1.5), PSF("fiber", 1.2, radius=2), PSF("gauss", 1.5, method="fft")])
 def test_array_api_strict_matches_numpy(psf):
     image = _image((11, 7))

@@ -230,7 +230,7 @@ def _direct_sum(xp, image, radii, kernel: dict):
             if distance > most:
                 continue
             if distance <= least:
-                sources = (values, 0)
+                sources = (values, 0, (0, width))
             else:
                 sources = _ring(xp, values, reach, near, distance, rings)
             _spread(xp, out, sources, block, (dy, dx, value))
@@ -238,11 +238,15 @@ def _direct_sum(xp, image, radii, kernel: dict):
 
 
 def _ring(xp, values, reach, near, distance, rings):
-    """(values of the near rows where the source reaches ``distance``, else 0; first row), cached per ring."""
+    """Sources of the near rows that reach ``distance``, cached per ring: (values there, else 0;
+    first row; columns (first, stop) outside which every value is 0)."""
     ring = math.isqrt(distance - 1) + 1  # reach >= distance <=> reach >= ring^2 (reach is a square)
     if ring not in rings:
         rows = slice(near[0], near[1])
-        rings[ring] = (xp.where(reach[rows, :] >= float(ring * ring), values[rows, :], 0.0), near[0])
+        reaching = reach[rows, :] >= float(ring * ring)
+        columns = xp.nonzero(xp.any(reaching, axis=0))[0]
+        window = (int(columns[0]), int(columns[-1]) + 1) if columns.shape[0] else (0, 0)
+        rings[ring] = (xp.where(reaching, values[rows, :], 0.0), near[0], window)
     return rings[ring]
 
 
@@ -256,20 +260,20 @@ def _add_terms(xp, out, target, sources, source, value):
 def _spread(xp, out, sources, block, offset):
     """One kernel offset (dy, dx) onto output rows block = (first, stop).
 
-    Sources (an array and the image row of its first row) land at (y0 + dy, x0 + dx)
-    when 0 <= x0 + dx < width; noisify also lets x0 + dx = width through, which
-    lands on (y0 + dy + 1, 0): the second part.
+    Sources (an array, the image row of its first row, the columns outside which
+    it is 0) land at (y0 + dy, x0 + dx) when 0 <= x0 + dx < width; noisify also
+    lets x0 + dx = width through, which lands on (y0 + dy + 1, 0): the second part.
     """
     height, width = out.shape
     dy, dx, value = offset
-    array, shift = sources
+    array, shift, (start, end) = sources
     dy += shift  # rows of the source array = image rows - shift
     first, stop = max(block[0], dy), min(block[1], height + dy - shift)  # target rows with a source row
-    left, right = max(0, dx), min(width, width + dx)
+    left, right = max(0, dx, start + dx), min(width, width + dx, end + dx)
     if first < stop and left < right:
         _add_terms(xp, out, (slice(first, stop), slice(left, right)), array,
                    (slice(first - dy, stop - dy), slice(left - dx, right - dx)), value)
-    if 1 <= dx <= width:  # wrap: from (y, width - dx) to (y + dy + 1, 0), y + dy >= 0
+    if 1 <= dx <= width and start <= width - dx < end:  # wrap: from (y, width - dx) to (y + dy + 1, 0)
         first, stop = max(block[0], dy + 1, 1), min(block[1], height + dy - shift + 1)
         if first < stop:
             _add_terms(xp, out, (slice(first, stop), slice(0, 1)), array,
