@@ -14,6 +14,9 @@
 #include <math.h>
 #include <stdint.h>
 
+#ifndef M_PI /* not in strict C (MSVC without _USE_MATH_DEFINES); math.pi's value */
+#define M_PI 3.14159265358979323846
+#endif
 #define MODULUS 2147483647LL
 #define F32(x) ((double)(float)(x))
 
