@@ -70,6 +70,7 @@ def test_direct_sum_with_few_bright_sources_is_noisify_loop(block, monkeypatch):
     monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", block)
     image = np.random.default_rng(3).poisson(2.0, (24, 30)).astype(np.float32)
     image[5, 29], image[12, 3], image[20, 17] = 4e5, 2e4, 9e5  # one at the right edge: its wrap
+    image[8, 8], image[15, 0] = -3.0, -1e4  # negative pixels are not sources: every offset is masked
     psf = PSF("gauss", 1.2)
     assert psf_module.kernel_radius(psf, 9e5, 30) > psf_module.kernel_radius(psf, 8.0, 30)
     assert np.array_equal(apply_psf(image, psf), _c_loop(image, psf))

@@ -240,7 +240,8 @@ def _direct_sum(xp, image, radii, kernel: dict):
 def _ring(xp, values, reach, near, distance, rings):
     """Sources of the near rows that reach ``distance``, cached per ring: (values there, else 0;
     first row; columns (first, stop) outside which every value is 0)."""
-    ring = math.isqrt(distance - 1) + 1  # reach >= distance <=> reach >= ring^2 (reach is a square)
+    # reach >= distance <=> reach >= ring^2 (reach is a square, or -1 for a non-source)
+    ring = math.isqrt(distance - 1) + 1 if distance > 0 else 0
     if ring not in rings:
         rows = slice(near[0], near[1])
         reaching = reach[rows, :] >= float(ring * ring)
