@@ -215,6 +215,8 @@ def _direct_sum(xp, image, radii, kernel: dict):
     row_least = xp.min(xp.where(values == 0.0, math.inf, reach), axis=1)  # a zero adds zeros anyway
     out = xp.zeros((height, width), dtype=xp.float32, device=getattr(image, "device", None))
     offsets = [(dy, dx, value, dx * dx + dy * dy) for (dy, dx), value in _offset_order(kernel, width)]
+    if not offsets:
+        return out
     low = min(dy for dy, _, _, _ in offsets)
     high = max(dy for dy, _, _, _ in offsets) + 1  # + 1: the wrap to the next row
     rows = max(1, _BLOCK_PIXELS // width)
