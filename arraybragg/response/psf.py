@@ -13,7 +13,8 @@ photons beyond that radius are added back evenly to every pixel; each output
 pixel sums its float32 contributions in the C's order (source pixels in raster
 order).  noisify's bounds test lets a source spread one column past the right
 edge, which lands on the first pixel of the next row: kept, for parity.  The
-cost is one pass over the image per kernel offset.
+cost is at most one pass over the image per kernel offset (passes that would add only
+zeros are skipped).
 
 ``method="fft"`` convolves with the whole kernel (largest radius) through
 ``xp.fft``: much faster for wide kernels, not bit-identical (no per-pixel radius,
