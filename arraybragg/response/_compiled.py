@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
 
 import numpy as np
 
@@ -143,6 +144,7 @@ def _noise_loop(photons, flicker, calibration, ints, floats, counts):
 
 
 _NUMBA_NAMES = ("_f32", "_lcg", "_uniform", "_gauss", "_log_gamma", "_rejection", "_poisson", "_noise_loop")
+_NUMBA_LOCK = threading.Lock()  # frames of a dataset may reach the first call from several threads
 
 
 def _numba_loop():
@@ -152,12 +154,13 @@ def _numba_loop():
     them by name when it compiles the loop.
     """
     names = globals()
-    if not hasattr(names["_noise_loop"], "py_func"):
-        import numba
+    with _NUMBA_LOCK:
+        if not hasattr(names["_noise_loop"], "py_func"):
+            import numba
 
-        jit = numba.njit(cache=True, nogil=True)
-        for name in _NUMBA_NAMES:
-            names[name] = jit(names[name])
+            jit = numba.njit(cache=True, nogil=True)
+            for name in _NUMBA_NAMES:
+                names[name] = jit(names[name])
     return names["_noise_loop"]
 
 
