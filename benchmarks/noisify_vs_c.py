@@ -8,7 +8,8 @@ The default case is the issue's speed case: sup_full's float image with
 corpus into a scratch directory unless --float names one).  Each round runs the
 C program, then arraybragg-noisify, each in its own scratch directory; the
 rounds alternate so that drift of a shared machine falls on both.  One warm-up
-run of arraybragg-noisify first fills numba's on-disk cache.  Reported: the
+run of arraybragg-noisify first fills the page cache (and numba's on-disk cache, which is
+used only when the C extension ``arraybragg.response._noiseloop`` was not built).  Reported: the
 median wall time of each program and whether the three output files of the
 last round are byte-identical.  Build the C program yourself, e.g.
 ``gcc -O2 -o /tmp/noisify noisify.c -lm``; nothing here depends on it otherwise.
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
         dirs = {name: scratch / name for name in sides}
         for directory in dirs.values():
             directory.mkdir()
-        timed_run(sides["arraybragg"], dirs["arraybragg"])  # warm-up: numba's cache, the page cache
+        timed_run(sides["arraybragg"], dirs["arraybragg"])  # warm-up: the page cache (numba's cache)
         times = {name: [] for name in sides}
         for _ in range(options.repeats):
             for name, command in sides.items():

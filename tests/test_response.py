@@ -64,6 +64,18 @@ def test_direct_sum_is_noisify_loop_bit_for_bit(psf, block, monkeypatch):
     assert np.array_equal(apply_psf(image, psf), _c_loop(image, psf))
 
 
+@pytest.mark.parametrize("block", [1 << 15, 30], ids=["one-block", "row-blocks"])
+def test_direct_sum_with_few_bright_sources_is_noisify_loop(block, monkeypatch):
+    """Bright pixels reach farther than the dim ones: their rings cover a few columns only."""
+    monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", block)
+    image = np.random.default_rng(3).poisson(2.0, (24, 30)).astype(np.float32)
+    image[5, 29], image[12, 3], image[20, 17] = 4e5, 2e4, 9e5  # one at the right edge: its wrap
+    image[8, 8], image[15, 0] = -3.0, -1e4  # negative pixels are not sources: every offset is masked
+    psf = PSF("gauss", 1.2)
+    assert psf_module.kernel_radius(psf, 9e5, 30) > psf_module.kernel_radius(psf, 8.0, 30)
+    assert np.array_equal(apply_psf(image, psf), _c_loop(image, psf))
+
+
 @pytest.mark.parametrize("psf", [PSF("gauss", 1.5), PSF("fiber", 1.2, radius=2), PSF("gauss", 1.5, method="fft")])
 def test_array_api_strict_matches_numpy(psf):
     image = _image((11, 7))
@@ -180,13 +192,15 @@ def test_beamstop_shadow():
     assert (result.noise_image[inside] == 40).all() and result.noise_image[~inside].min() > 80
 
 
-@pytest.mark.skipif(not _compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("engine", ["c", "numba"])
 @pytest.mark.parametrize("flicker, calibration, seeds", [(0.0, 0.03, (-5, 123456789)), (0.02, 0.05, (-9, -77)),
                                                          (0.0, 0.1, (3, -4))])
-def test_compiled_loop_equals_python_loop(flicker, calibration, seeds):
+def test_compiled_loop_equals_python_loop(flicker, calibration, seeds, engine):
+    if engine not in _compiled.engines():
+        pytest.skip(f"the {engine} engine is not installed")
     means = np.concatenate([np.zeros(50), np.linspace(0.0, 30.0, 300), [1e3, 5e4, 2e6, 3e6, 7.5]])
     photons = np.random.default_rng(1).permutation(means).astype(np.float32)
-    counts, ints, floats, total = _compiled.noise_loop(photons, flicker, calibration, *seeds)
+    counts, ints, floats, total = _compiled.noise_loop(photons, flicker, calibration, *seeds, engine=engine)
     source = streams.SharedRan1(*seeds)
     expected = []
     for mean in photons.tolist():

@@ -1,10 +1,13 @@
-"""noisify's noise loop compiled with numba (optional): the same arithmetic as :class:`.streams.SharedRan1`.
+"""noisify's noise loop compiled (optional): the same arithmetic as :class:`.streams.SharedRan1`.
 
 The loop over pixels is sequential by nature (two seeds share one ran1 table,
 and how many uniforms a pixel takes depends on their values), so NumPy cannot
-vectorise it; numba compiles it once (cached on disk) when it is installed.
-:func:`available` says whether it is; without numba the pure-Python
-:class:`.streams.SharedRan1` runs the same loop, about 100x slower.
+vectorise it.  Two compiled engines run the functions below: the C extension
+``_noiseloop`` (``_noiseloop.c``, built by the package's build when a C compiler
+is there; it costs nothing at start-up) and, without it, numba (imported and
+compiled on first use, cached on disk; its start-up costs about a second per
+process).  :func:`available` says whether either is; without both, the
+pure-Python :class:`.streams.SharedRan1` runs the same loop, about 100x slower.
 
 C ``float`` variables are kept as float64 values rounded through float32
 (``_f32``); + - * / of two such values rounded once give the float32 result.
@@ -13,16 +16,18 @@ table[0..31]] and ``floats`` = [spare present, spare, poidev's mean, g, sq, log 
 """
 from __future__ import annotations
 
+import importlib.util
 import math
+import threading
 
 import numpy as np
 
-try:  # optional: the 'fast' extra
-    import numba
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = None
+try:  # built from _noiseloop.c when the package was installed with a C compiler
+    from . import _noiseloop
+except ImportError:  # pragma: no cover - depends on the build
+    _noiseloop = None
 
-__all__ = ["available", "noise_loop"]
+__all__ = ["available", "engines", "noise_loop"]
 
 _MODULUS = 2147483647
 _UNIFORM_MAX = float(np.float32(1.0 - 1.2e-7))
@@ -30,8 +35,14 @@ _LANCZOS = (76.18009172947146, -86.50532032941677, 24.01409824083091,
             -1.231739572450155, 0.1208650973866179e-2, -0.5395239384953e-5)
 
 
+def engines() -> list[str]:
+    """The compiled engines installed, fastest to start first: "c", "numba"."""
+    found = ["c"] if _noiseloop is not None else []
+    return found + (["numba"] if importlib.util.find_spec("numba") is not None else [])
+
+
 def available() -> bool:
-    return numba is not None
+    return bool(engines())
 
 
 def _f32(x):
@@ -132,19 +143,43 @@ def _noise_loop(photons, flicker, calibration, ints, floats, counts):
     return total
 
 
-if numba is not None:
-    _jit = numba.njit(cache=True, nogil=True)
-    _f32, _lcg, _uniform, _gauss = _jit(_f32), _jit(_lcg), _jit(_uniform), _jit(_gauss)
-    _log_gamma, _rejection, _poisson = _jit(_log_gamma), _jit(_rejection), _jit(_poisson)
-    _noise_loop = _jit(_noise_loop)
+_NUMBA_NAMES = ("_f32", "_lcg", "_uniform", "_gauss", "_log_gamma", "_rejection", "_poisson", "_noise_loop")
+_NUMBA_LOCK = threading.Lock()  # frames of a dataset may reach the first call from several threads
 
 
-def noise_loop(photons: np.ndarray, flicker: float, calibration: float, shot_seed: int, calib_seed: int):
-    """Counts (float32), final state (ints, floats as above) and the double sum of the counts."""
+def _numba_loop():
+    """The loop compiled by numba (imported here, on first use: its import alone takes ~0.5 s).
+
+    The functions are rebound to their compiled versions so that numba finds
+    them by name when it compiles the loop.
+    """
+    names = globals()
+    with _NUMBA_LOCK:
+        if not hasattr(names["_noise_loop"], "py_func"):
+            import numba
+
+            jit = numba.njit(cache=True, nogil=True)
+            for name in _NUMBA_NAMES:
+                names[name] = jit(names[name])
+    return names["_noise_loop"]
+
+
+def _c_loop(flat, flicker, calibration, ints, floats, counts):
+    return _noiseloop.noise_loop(flat, counts, flicker, calibration, ints, floats)
+
+
+def noise_loop(photons: np.ndarray, flicker: float, calibration: float, shot_seed: int, calib_seed: int,
+               engine: str | None = None):
+    """Counts (float32), final state (ints, floats as above) and the double sum of the counts.
+
+    ``engine`` "c" or "numba" (one of :func:`engines`); None: the first installed.
+    """
+    engine = engine or engines()[0]
+    loop = _c_loop if engine == "c" else _numba_loop()
     flat = np.ascontiguousarray(photons, dtype=np.float32).ravel()
     ints = np.zeros(35, dtype=np.int64)
     ints[0], ints[1] = shot_seed, calib_seed
     floats = np.array([0.0, 0.0, -1.0, 0.0, 0.0, 0.0])
     counts = np.empty_like(flat)
-    total = _noise_loop(flat, float(flicker), float(calibration), ints, floats, counts)
+    total = loop(flat, float(flicker), float(calibration), ints, floats, counts)
     return counts.reshape(np.shape(photons)), ints, floats, float(total)

@@ -13,7 +13,8 @@ photons beyond that radius are added back evenly to every pixel; each output
 pixel sums its float32 contributions in the C's order (source pixels in raster
 order).  noisify's bounds test lets a source spread one column past the right
 edge, which lands on the first pixel of the next row: kept, for parity.  The
-cost is one pass over the image per kernel offset.
+cost is at most one pass over the image per kernel offset (passes that would add only
+zeros are skipped).
 
 ``method="fft"`` convolves with the whole kernel (largest radius) through
 ``xp.fft``: much faster for wide kernels, not bit-identical (no per-pixel radius,
@@ -170,14 +171,15 @@ def apply_psf(image, psf: PSF):
     kernel = psf_kernel(psf, radius)
     if psf.method == "fft":
         return _fft_blur(xp, image, kernel, radius)
-    # radius and lost photons depend on the pixel value alone: computed once per distinct value
-    distinct, where_in = xp.unique_inverse(image)
-    where_in = xp.reshape(where_in, (-1,))
-    radii_of = _source_radii(xp, distinct, psf, maxwidth)
-    radii = xp.reshape(xp.take(radii_of, where_in), image.shape)
+    # only pixels > 0 are sources: their radii and lost photons (in raster order; the others
+    # lose none, and adding 0.0 to the running total changes nothing)
+    positive = image > 0.0
+    sources = image[positive]
+    radii_of = _source_radii(xp, sources, psf, maxwidth)
+    radii = xp.zeros(image.shape, dtype=xp.float64, device=getattr(image, "device", None))
+    radii[positive] = radii_of  # 0 elsewhere: not read for non-sources
     out = _direct_sum(xp, image, radii, kernel)
-    lost = xp.take(_lost_photons(xp, distinct, radii_of, psf), where_in)
-    share = _running_total(xp, lost) / (height * width)
+    share = _running_total(xp, _lost_photons(xp, sources, radii_of, psf)) / (height * width)
     return xp.astype(xp.astype(out, xp.float64) + share, xp.float32)
 
 
@@ -194,58 +196,92 @@ def _offset_order(kernel: dict, width: int) -> list:
 
 # Output rows are summed in blocks of about this many pixels: each block's arrays stay in cache
 # while all kernel offsets go over it (the order of the terms of any one pixel is unchanged).
-_BLOCK_PIXELS = 1 << 15
+_BLOCK_PIXELS = 1 << 17
 
 
 def _direct_sum(xp, image, radii, kernel: dict):
-    """noisify's spreading loop, vectorised per block of output rows and kernel offset (float32)."""
+    """noisify's spreading loop, vectorised per block of output rows and kernel offset (float32).
+
+    An offset whose distance no source near a block reaches adds only zeros there
+    (out + 0.0 == out, as out >= 0): it is skipped for that block, which leaves the
+    order of every pixel's other terms unchanged.  Offsets every source near the
+    block reaches take the values as they are; the others take the values of the
+    sources that reach them (0 elsewhere), made once per block and ring.
+    """
     height, width = image.shape
     values = xp.astype(image, xp.float64)
-    # squared spreading radius; -1: not a source (negative, NaN, or no valid radius); a zero
-    # source adds terms of 0, which change nothing, so it needs no test
+    # squared spreading radius (a square: radii are whole); -1: not a source (<= 0, NaN, no valid radius)
     reach = xp.where((values > 0.0) & (radii >= 0.0), radii * radii, -1.0)
-    reach = xp.where(values == 0.0, math.inf, reach)
-    everywhere = float(xp.min(reach))  # offsets this close need no per-source test
+    row_most = xp.max(reach, axis=1)
+    row_least = xp.min(xp.where(values == 0.0, math.inf, reach), axis=1)  # a zero adds zeros anyway
     out = xp.zeros((height, width), dtype=xp.float32, device=getattr(image, "device", None))
-    offsets = [(dy, dx, value, dx * dx + dy * dy <= everywhere)
-               for (dy, dx), value in _offset_order(kernel, width)]
+    offsets = [(dy, dx, value, dx * dx + dy * dy) for (dy, dx), value in _offset_order(kernel, width)]
+    if not offsets:
+        return out
+    low = min(dy for dy, _, _, _ in offsets)
+    high = max(dy for dy, _, _, _ in offsets) + 1  # + 1: the wrap to the next row
     rows = max(1, _BLOCK_PIXELS // width)
     for top in range(0, height, rows):
         block = (top, min(top + rows, height))
-        for dy, dx, value, unmasked in offsets:
-            _spread(xp, out, values, reach, block, (dy, dx, value), unmasked)
+        near = (max(0, top - high), max(0, min(height, block[1] - low)))  # the block's source rows
+        if near[0] >= near[1]:
+            continue
+        most = float(xp.max(row_most[near[0]:near[1]]))
+        least = float(xp.min(row_least[near[0]:near[1]]))
+        rings = {}
+        for dy, dx, value, distance in offsets:
+            if distance > most:
+                continue
+            if distance <= least:
+                sources = (values, 0, (0, width))
+            else:
+                sources = _ring(xp, values, reach, near, distance, rings)
+            _spread(xp, out, sources, block, (dy, dx, value))
     return out
 
 
-def _add_terms(xp, out, target, values, reach, source, offset, unmasked):
-    """out[target] += values[source] * kernel value, each sum rounded to float32 (C: float += double)."""
-    dy, dx, value = offset
-    terms = values[source] * value
-    if not unmasked:
-        terms = xp.where(reach[source] >= float(dx * dx + dy * dy), terms, 0.0)
+def _ring(xp, values, reach, near, distance, rings):
+    """Sources of the near rows that reach ``distance``, cached per ring: (values there, else 0;
+    first row; columns (first, stop) outside which every value is 0)."""
+    # reach >= distance <=> reach >= ring^2 (reach is a square, or -1 for a non-source)
+    ring = math.isqrt(distance - 1) + 1 if distance > 0 else 0
+    if ring not in rings:
+        rows = slice(near[0], near[1])
+        reaching = reach[rows, :] >= float(ring * ring)
+        columns = xp.nonzero(xp.any(reaching, axis=0))[0]
+        window = (int(columns[0]), int(columns[-1]) + 1) if columns.shape[0] else (0, 0)
+        rings[ring] = (xp.where(reaching, values[rows, :], 0.0), near[0], window)
+    return rings[ring]
+
+
+def _add_terms(xp, out, target, sources, source, value):
+    """out[target] += sources[source] * value, each sum rounded to float32 (C: float += double)."""
+    terms = sources[source] * value
     terms += out[target]  # float32 promoted to float64: the C's float + double
     out[target] = xp.astype(terms, xp.float32)
 
 
-def _spread(xp, out, values, reach, block, offset, unmasked):
+def _spread(xp, out, sources, block, offset):
     """One kernel offset (dy, dx) onto output rows block = (first, stop).
 
-    Sources land at (y0 + dy, x0 + dx) when 0 <= x0 + dx < width; noisify also lets
-    x0 + dx = width through, which lands on (y0 + dy + 1, 0): the second part.
+    Sources (an array, the image row of its first row, the columns outside which
+    it is 0) land at (y0 + dy, x0 + dx) when 0 <= x0 + dx < width; noisify also
+    lets x0 + dx = width through, which lands on (y0 + dy + 1, 0): the second part.
     """
     height, width = out.shape
-    dy, dx, _ = offset
-    first, stop = max(block[0], dy), min(block[1], height + dy)  # target rows with a source row
-    left, right = max(0, dx), min(width, width + dx)
+    dy, dx, value = offset
+    array, shift, (start, end) = sources
+    dy += shift  # rows of the source array = image rows - shift
+    first, stop = max(block[0], dy), min(block[1], height + dy - shift)  # target rows with a source row
+    left, right = max(0, dx, start + dx), min(width, width + dx, end + dx)
     if first < stop and left < right:
-        _add_terms(xp, out, (slice(first, stop), slice(left, right)), values, reach,
-                   (slice(first - dy, stop - dy), slice(left - dx, right - dx)), offset, unmasked)
-    if 1 <= dx <= width:  # wrap: from (y, width - dx) to (y + dy + 1, 0), y + dy >= 0
-        first, stop = max(block[0], dy + 1, 1), min(block[1], height + dy + 1)
+        _add_terms(xp, out, (slice(first, stop), slice(left, right)), array,
+                   (slice(first - dy, stop - dy), slice(left - dx, right - dx)), value)
+    if 1 <= dx <= width and start <= width - dx < end:  # wrap: from (y, width - dx) to (y + dy + 1, 0)
+        first, stop = max(block[0], dy + 1, 1), min(block[1], height + dy - shift + 1)
         if first < stop:
-            _add_terms(xp, out, (slice(first, stop), slice(0, 1)), values, reach,
-                       (slice(first - dy - 1, stop - dy - 1), slice(width - dx, width - dx + 1)),
-                       offset, unmasked)
+            _add_terms(xp, out, (slice(first, stop), slice(0, 1)), array,
+                       (slice(first - dy - 1, stop - dy - 1), slice(width - dx, width - dx + 1)), value)
 
 
 def _fft_blur(xp, image, kernel: dict, radius: int):
