@@ -214,6 +214,8 @@ class Renderer:
         # |h| <= |cell vector| |q|: per-chunk bounds on the indices from the longest rotated vectors
         self.cell_lengths = np.linalg.norm(cell_axes, axis=2).max(axis=0)
         self.interpolation = _Interpolation(sf.interpolate and self.table["F"] is not None, switch_off=sim.c_parity)
+        if self.interpolation.enabled:
+            self.tile_elements *= self.backend.tricubic_chunk_factor
         self.I_bg = physics.water_background(b.fluence, sim.sampling.water_size)
         smp = sim.sampling
         o = smp.oversample

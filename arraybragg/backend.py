@@ -27,6 +27,10 @@ class Backend:
     tile_elements: int = 1 << 15
     # Per-pixel geometry runs on this many tiles' worth of pixels at once (fewer small calls).
     geometry_batch: int = 8
+    # Tricubic chunks are this many times larger: their ~400 array operations per chunk made the
+    # per-call overhead dominate at the cache-sized chunk (measured on the CPU: 2^17 evaluations
+    # 12-20% faster than 2^15, 2^18 no better).
+    tricubic_chunk_factor: int = 4
     # Whether tiles may be spread over forked host worker processes (CPU arrays only).
     host_workers: bool = True
     # Where the arrays live (None: the namespace's default device).
@@ -114,7 +118,8 @@ def get_backend(name: str = "numpy", device=None) -> Backend:
             cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:  # no CuPy or no CUDA device
             raise InputError(f"--backend cupy: CuPy with a CUDA device is not available ({exc.__class__.__name__})") from None
-        return Backend(name, xp, tile_elements=1 << 22, geometry_batch=1, host_workers=False, device=device)
+        return Backend(name, xp, tile_elements=1 << 22, geometry_batch=1, tricubic_chunk_factor=1,
+                       host_workers=False, device=device)
     if name == "array_api_strict":
         import array_api_strict as xp
         return Backend(name, xp, host_workers=False, device=device)
