@@ -96,12 +96,12 @@ def test_grating_amplitude_reduced_form_is_exact_in_float32(backend, N, polynomi
 
 
 def test_sin_pi_polynomial_matches_libm(backend):
-    t = np.linspace(-0.5, 0.5, 4001)
+    t = np.linspace(-0.5, 0.5, 40001)
     t = t[t != 0.0]
     values = host(backend, physics.sin_pi(arr(backend, t), polynomial=True))
     expected = np.array([math.sin(math.pi * v) for v in t])
     relative = np.abs(values - expected) / np.abs(expected)
-    assert relative.max() < 1e-9
+    assert relative.max() < 1e-13
     zero = host(backend, physics.sin_pi(arr(backend, [0.0]), polynomial=True))
     assert zero[0] == 0.0
 
@@ -366,10 +366,3 @@ def test_interpolation_out_of_range_edges(backend):
     l = np.array([0.0, 0.0, 0.0, 0.0, 0.0, -1.5])
     out = host(backend, physics.interpolation_out_of_range(arr(backend, np.stack([h, k, l])), table))
     np.testing.assert_array_equal(out.astype(bool), [False, False, True, True, True, True])
-
-
-def test_sin_pi_polynomial_is_accurate_to_1e_13(backend):
-    t = np.linspace(-0.5, 0.5, 100001)
-    t = t[t != 0]
-    result = host(backend, physics.sin_pi(arr(backend, t), polynomial=True))
-    np.testing.assert_allclose(result, np.sin(np.pi * t), rtol=1e-13, atol=0)
