@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import sys
 from typing import Optional, Sequence
+
+import numpy as np
 
 from . import __version__, flags, outputs, smv
 from .errors import InputError
@@ -23,6 +27,41 @@ def _progress_printer(stream):
                 stream.write("\n")
             stream.flush()
     return show
+
+
+_OUTPUT_FLAGS = (("-floatfile", "floatfilename", None), ("-intfile", "intfilename", None),
+                 ("-pgmfile", "pgmfilename", "write_pgm"), ("-noisefile", "noisefilename", "calculate_noise"))
+_INPUT_FLAGS = (("-hkl", "hklfilename"), ("-mat", "matfilename"), ("-img", "imginfilename"),
+                ("-mask", "maskfilename"), ("-sourcefile", "sourcefilename"), ("-stol", "stolfilename"))
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_paths(settings) -> None:
+    """Before anything is rendered: every output writable, none an input file or another output."""
+    outputs_ = [(flag, getattr(settings, name)) for flag, name, switch in _OUTPUT_FLAGS
+                if switch is None or getattr(settings, switch)]
+    inputs = [(flag, getattr(settings, name)) for flag, name in _INPUT_FLAGS if getattr(settings, name)]
+    dump = ("-dump", settings.dumpfilename)
+    (inputs if settings.hklfilename is None else outputs_).append(dump)
+    for index, (flag, path) in enumerate(outputs_):
+        for other_flag, other in inputs + outputs_[:index]:
+            if _same_file(path, other):
+                raise InputError(f"{flag}: '{path}' is also the {other_flag} file")
+        if flag == "-dump":
+            continue  # an unwritable dump file is only a warning, as in nanoBragg
+        if os.path.isdir(path):
+            raise InputError(f"{flag}: '{path}' is a directory")
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise InputError(f"{flag}: '{path}': no such directory")
+        if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            raise InputError(f"{flag}: '{path}': permission denied")
 
 
 def smv_header_for(sim) -> smv.SMVHeader:
@@ -55,6 +94,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
         out.write("arraybragg %s\n" % __version__)
         return 0
     log = lambda line="": out.write(line + "\n")
+    check_paths(settings)
     log("arraybragg: nanoBragg nanocrystal diffraction simulator on the array API")
     sim = build_simulation(settings, log=log)
     renderer = Renderer(sim, backend=settings.backend, policy=settings.dtype, threads=settings.threads,
@@ -70,34 +110,70 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     stats = result.stats
     log("solid angle subtended by detector = %g steradian ( %g%% sphere)"
         % (stats.omega_sum / sim.steps, 100 * stats.omega_sum / sim.steps / 4 / math.pi))
-    image = result.image
-    roi = sim.sampling.roi
-    outputs.write_float_image(settings.floatfilename, image)
+    bad = int(np.count_nonzero(~np.isfinite(result.image)))
+    if bad:  # a safety net: validation should have refused the inputs that lead here
+        raise InputError(f"the render gave {bad} NaN or infinite pixels: no image written (check the geometry flags)")
+    with outputs.StagedOutputs() as staged:
+        _write_outputs(settings, sim, result, staged.stage, log)
+    log("render took %.3f s (%s, %s, %d threads)" % (result.seconds, renderer.backend.name, renderer.policy.name,
+                                                      renderer.threads))
+    return 0
+
+
+def _write_outputs(settings, sim, result, stage, log) -> None:
+    """The image files, each written to ``stage(path)`` (renamed into place once all succeeded)."""
+    stats, image, roi = result.stats, result.image, sim.sampling.roi
+    outputs.write_float_image(stage(settings.floatfilename), image)
     log("writing %s as %d 4-byte floats" % (settings.floatfilename, image.size))
     log("max_I = %g  at %g %g" % (stats.max_I, stats.max_I_x, stats.max_I_y))
     log("mean= %g rms= %g rmsd= %g" % (stats.mean, stats.rms, stats.rmsd))
     scale = settings.intfile_scale if settings.intfile_scale > 0.0 else outputs.auto_int_scale(stats.max_I)
     log("intfile_scale = %g" % scale)
     header = smv_header_for(sim)
-    smv.write_smv(settings.intfilename, outputs.int_image(image, scale, settings.adc_offset, roi), header)
+    smv.write_smv(stage(settings.intfilename), outputs.int_image(image, scale, settings.adc_offset, roi), header)
     log("writing %s as 2-byte integers" % settings.intfilename)
     if settings.write_pgm:
         pgm_scale = settings.pgm_scale if settings.pgm_scale > 0.0 else outputs.auto_pgm_scale(scale, stats.rmsd)
         log("pgm_scale = %g" % pgm_scale)
-        outputs.write_pgm(settings.pgmfilename, image, pgm_scale, roi)
+        outputs.write_pgm(stage(settings.pgmfilename), image, pgm_scale, roi)
         log("writing %s as 1-byte integers" % settings.pgmfilename)
     if settings.calculate_noise:
         noise, photons, overloads = outputs.noise_image(image, settings.seed, settings.adc_offset, roi)
         log("%.0f photons on noise image (%d overloads)" % (photons, overloads))
-        smv.write_smv(settings.noisefilename, noise, header)
+        smv.write_smv(stage(settings.noisefilename), noise, header)
         log("writing %s as 2-byte integers" % settings.noisefilename)
-    log("render took %.3f s (%s, %s, %d threads)" % (result.seconds, renderer.backend.name, renderer.policy.name,
-                                                      renderer.threads))
-    return 0
+
+
+def _interrupt_handlers():
+    """SIGINT/SIGTERM raise KeyboardInterrupt in this process (so staged files are removed); a forked
+    render worker receiving them exits quietly instead of printing its own traceback."""
+    parent = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != parent:
+            os._exit(128 + signum)
+        raise KeyboardInterrupt
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave the handlers alone
+        pass
+    return previous
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    previous = _interrupt_handlers()
+    try:
+        return _main(argv)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _main(argv: Sequence[str]) -> int:
     try:
         return run(argv)
     except InputError as exc:

@@ -714,6 +714,14 @@ _HEADER_FIELDS = (
 )
 
 
+def _header_number(header: str, key: str, origin: str) -> float:
+    """header_value, NaN when the key is absent; a key whose value is NaN or infinite is refused."""
+    value = header_value(header, key)
+    if not math.isfinite(value) and key in header:
+        raise InputError(f"{origin} {key}: not a finite number")
+    return value
+
+
 def _ingest_header(settings: Settings, flag: str, path: str) -> np.ndarray:
     """Copy detector geometry from an SMV header as nanoBragg does; returns the pixels.
 
@@ -723,7 +731,7 @@ def _ingest_header(settings: Settings, flag: str, path: str) -> np.ndarray:
     image = _read_header_image(flag, path)
     origin = f"{flag} '{path}' header"
     _put(settings, fpixels=image.width, spixels=image.height)
-    pixel_mm = header_value(image.header, "PIXEL_SIZE")
+    pixel_mm = _header_number(image.header, "PIXEL_SIZE", origin)
     if not math.isnan(pixel_mm):
         _put(settings, pixel_size=pixel_mm / 1000.0)
         settings.origins["pixel_size"] = origin + " PIXEL_SIZE"
@@ -732,7 +740,7 @@ def _ingest_header(settings: Settings, flag: str, path: str) -> np.ndarray:
     settings.origins.update(fpixels=origin + " SIZE1", spixels=origin + " SIZE2",
                             detsize_f=origin + " SIZE1", detsize_s=origin + " SIZE2")
     for key, name, convert in _HEADER_FIELDS:
-        raw = header_value(image.header, key)
+        raw = _header_number(image.header, key, origin)
         if math.isnan(raw):
             continue
         value = convert(raw)
