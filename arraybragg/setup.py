@@ -118,7 +118,8 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
     fpixels = _ceil_count(detsize_f / pixel_size - 0.5)
     spixels = _ceil_count(detsize_s / pixel_size - 0.5)
     if fpixels <= 0 or spixels <= 0:
-        raise InputError("-detpixels: detector has no pixels")
+        raise InputError("-detpixels/-detsize: detector has no pixels (%g x %g m of %g m pixels)"
+                         % (detsize_f, detsize_s, pixel_size))
     budget.check_memory(float(fpixels) * spixels * BYTES_PER_PIXEL, "-detpixels",
                         "a %dx%d pixel detector" % (fpixels, spixels))
 
@@ -140,7 +141,7 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
     sources = None
     if s.sourcefilename is not None:
         sources = _read_sources(s.sourcefilename, detector.beam_vector, s.source_distance, s.lambda0)
-    _check_work(s, budget, detector, roi, oversample, sources)
+    _check_work(s, budget, detector, roi, (oversample, _xtalsize_max(crystal)), sources)
 
     structure_factors, new_dump = _load_structure_factors(s, log, crystal, workdir, budget)
     goniometer = _build_goniometer(s, log, detector)
@@ -166,8 +167,7 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
 
 def _choose_oversample(s, log, crystal, detector, budget) -> int:
     """-oversample, or nanoBragg's automatic choice (3 x crystal size / reciprocal pixel size), bounded."""
-    xtalsize_max = max(np.linalg.norm(crystal.a) * crystal.Na, np.linalg.norm(crystal.b) * crystal.Nb,
-                       np.linalg.norm(crystal.c) * crystal.Nc)
+    xtalsize_max = _xtalsize_max(crystal)
     reciprocal_pixel_size = s.lambda0 * detector.distance / detector.pixel_size
     ratio = 3.0 * xtalsize_max / reciprocal_pixel_size
     if not math.isfinite(ratio):
@@ -189,8 +189,17 @@ def _choose_oversample(s, log, crystal, detector, budget) -> int:
     return oversample
 
 
-def _check_work(s, budget, detector, roi, oversample, sources) -> None:
-    """Refuse, before anything big is allocated, a render over the --max-work limit."""
+def _xtalsize_max(crystal) -> float:
+    return max(np.linalg.norm(crystal.a) * crystal.Na, np.linalg.norm(crystal.b) * crystal.Nb,
+               np.linalg.norm(crystal.c) * crystal.Nc)
+
+
+def _check_work(s, budget, detector, roi, oversampling, sources) -> None:
+    """Refuse, before anything big is allocated, a render over the --max-work limit.
+
+    ``oversampling``: (sub-pixels per pixel edge, largest crystal dimension in m).
+    """
+    oversample, xtalsize = oversampling
     xmin, xmax, ymin, ymax = roi
     pixels = (min(xmax, detector.fpixels - 1) - xmin + 1) * (min(ymax, detector.spixels - 1) - ymin + 1)
     if sources is not None:
@@ -201,7 +210,8 @@ def _check_work(s, budget, detector, roi, oversample, sources) -> None:
     if s.oversample > 0:
         subpixel_cause = "-oversample"
     else:
-        subpixel_cause = "-oversample: automatic oversampling chose %d: give -oversample" % oversample
+        subpixel_cause = ("-oversample: automatic oversampling chose %d for a %g um crystal: give -oversample"
+                          % (oversample, xtalsize * 1e6))
     budget.check_work({
         "pixels": (max(pixels, 1), "-detpixels/-roi"),
         "sensor layers": (detector.thicksteps, "-detector_thicksteps"),

@@ -74,16 +74,23 @@ def _finite(settings, *names) -> None:
                 _refuse(settings, name, f"must be a finite number, got {v!r}")
 
 
+# internal unit -> the unit of the flag, for messages
+_UNITS = {"pixel_size": (1e3, " mm"), "distance": (1e3, " mm"), "beamsize": (1e3, " mm"), "lambda0": (1e10, " A"),
+          "sample_x": (1e3, " mm"), "sample_y": (1e3, " mm"), "sample_z": (1e3, " mm"), "dmin": (1e10, " A"),
+          "detector_thick": (1e6, " um"), "water_size": (1e6, " um"), "density": (1e-6, " g/cm^3")}
+
+
 def _at_least(settings, name: str, low: float, strict: bool, what: str) -> None:
     value = getattr(settings, name)
     if not math.isfinite(value) or value < low or (strict and value == low):
-        _refuse(settings, name, f"{what}, got {value:g}")
+        scale, unit = _UNITS.get(name, (1.0, ""))
+        _refuse(settings, name, f"{what}, got {value * scale:g}{unit}")
 
 
 # (field, lower bound, strict, message): plain physical domains
 _DOMAINS = (
     ("pixel_size", 0.0, True, "pixel size must be positive"),
-    ("lambda0", 0.0, True, "wavelength must be positive (and the energy finite)"),
+    ("lambda0", 0.0, True, "wavelength must be positive and finite"),
     ("distance", 0.0, True, "distance must be positive"),
     ("density", 0.0, True, "density must be positive"),
     ("molecular_weight", 0.0, True, "molecular weight must be positive"),
@@ -226,8 +233,9 @@ class Budget:
         if total <= self.max_work:
             return
         what, (count, cause) = max(factors.items(), key=lambda item: float(item[1][0]))
-        raise InputError(f"{cause}: {what} = {float(count):.3g} makes the render {total:.3g} pixel-samples, "
-                         f"over the limit of {self.max_work:.3g} (raise it with --max-work)")
+        figures = (f"{what} = {float(count):.3g}: the render would be {total:.3g} pixel-samples, over the "
+                   f"--max-work limit of {self.max_work:.3g}")
+        raise InputError(f"{cause} ({figures})" if ":" in cause else f"{cause}: {figures}")
 
     def check_count(self, count: float, cause: str, what: str) -> None:
         """Refuse one count (sources, domains, steps) above max_work before it is generated."""
