@@ -7,12 +7,11 @@ import signal
 import sys
 from typing import Optional, Sequence
 
-import numpy as np
-
 from . import __version__, flags, outputs, smv
 from .errors import InputError
 from .accumulation import Renderer
 from .setup import RTD, build_simulation
+from .validation import check_image
 
 
 def _progress_printer(stream):
@@ -110,9 +109,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     stats = result.stats
     log("solid angle subtended by detector = %g steradian ( %g%% sphere)"
         % (stats.omega_sum / sim.steps, 100 * stats.omega_sum / sim.steps / 4 / math.pi))
-    bad = int(np.count_nonzero(~np.isfinite(result.image)))
-    if bad:  # a safety net: validation should have refused the inputs that lead here
-        raise InputError(f"the render gave {bad} NaN or infinite pixels: no image written (check the geometry flags)")
+    check_image(result.image)
     with outputs.StagedOutputs() as staged:
         _write_outputs(settings, sim, result, staged.stage, log)
     log("render took %.3f s (%s, %s, %d threads)" % (result.seconds, renderer.backend.name, renderer.policy.name,

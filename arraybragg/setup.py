@@ -14,7 +14,7 @@ import numpy as np
 
 from . import hkl, rng
 from .errors import InputError
-from .validation import Budget, validate_roi, validate_settings
+from .validation import Budget, validate_detector, validate_roi, validate_settings
 from .geometry import rotate_axis, rotate_xyz, unit
 from .models import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
 from .smv import c_atof
@@ -135,6 +135,7 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
             sample_z = s.beamsize
 
     detector = _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s)
+    validate_detector(s, detector)
     roi = validate_roi(s, fpixels, spixels)
     crystal = _build_crystal(s, log, sample_y, sample_z)
     oversample = _choose_oversample(s, log, crystal, detector, budget)
@@ -169,7 +170,7 @@ def _choose_oversample(s, log, crystal, detector, budget) -> int:
     """-oversample, or nanoBragg's automatic choice (3 x crystal size / reciprocal pixel size), bounded."""
     xtalsize_max = _xtalsize_max(crystal)
     reciprocal_pixel_size = s.lambda0 * detector.distance / detector.pixel_size
-    ratio = 3.0 * xtalsize_max / reciprocal_pixel_size
+    ratio = float(3.0 * xtalsize_max) / float(reciprocal_pixel_size) if reciprocal_pixel_size else math.inf
     if not math.isfinite(ratio):
         raise InputError("-oversample: automatic oversampling is undefined for this geometry "
                          "(crystal %g um, distance %g m): give -oversample" % (xtalsize_max * 1e6, detector.distance))

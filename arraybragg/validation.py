@@ -14,13 +14,15 @@ refuses, before anything is allocated, what exceeds them, naming the flag that d
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
 
 from .errors import InputError
 
-__all__ = ["validate_settings", "where", "Budget", "DEFAULT_MAX_WORK", "DEFAULT_MAX_MEMORY"]
+__all__ = ["validate_settings", "validate_detector", "validate_roi", "check_image", "where", "Budget",
+           "DEFAULT_MAX_WORK", "DEFAULT_MAX_MEMORY"]
 
 DEFAULT_MAX_WORK = 1e11          # pixel-samples: about an hour of CPU render
 DEFAULT_MAX_MEMORY = 4 * 2**30   # bytes
@@ -56,9 +58,19 @@ def where(settings, name: str) -> str:
     origins = getattr(settings, "origins", None) or {}
     if name in origins:
         return origins[name]
-    if name in getattr(settings, "explicit", ()) and name in _FLAG_OF:
-        return _FLAG_OF[name]
-    return f"Settings.{name}" + (f" ({_FLAG_OF[name]})" if name in _FLAG_OF else "")
+    flag = _FLAG_OF.get(name)
+    if name in getattr(settings, "explicit", ()) and flag:
+        return flag
+    if flag and _is_default(settings, name):
+        return f"{flag} (default)"
+    return f"Settings.{name}" + (f" ({flag})" if flag else "")
+
+
+def _is_default(settings, name: str) -> bool:
+    for f in dataclasses.fields(settings) if dataclasses.is_dataclass(settings) else ():
+        if f.name == name and f.default is not dataclasses.MISSING:
+            return getattr(settings, name) == f.default
+    return False
 
 
 def _refuse(settings, name: str, problem: str):
@@ -168,7 +180,8 @@ def _validate_vectors(s) -> None:
     f, d = s.fdet_vector, s.sdet_vector
     cross = (f[1] * d[2] - f[2] * d[1], f[2] * d[0] - f[0] * d[2], f[0] * d[1] - f[1] * d[0])
     if _norm(cross) <= 1e-9 * _norm(f) * _norm(d):
-        _refuse(s, "sdet_vector", "the detector's slow axis is parallel to its fast axis (-fdet_vector)")
+        name = "sdet_vector" if "sdet_vector" in s.explicit or "fdet_vector" not in s.explicit else "fdet_vector"
+        _refuse(s, name, "the detector's fast and slow axes are parallel")
     if s.detector_twotheta != 0.0 and _norm(s.twotheta_axis) == 0.0:
         _refuse(s, "twotheta_axis", "direction vector must be non-zero")
 
@@ -178,6 +191,21 @@ def _validate_limits(s) -> None:
         value = getattr(s, name, None)
         if value is not None and not (math.isfinite(value) and value > 0):
             _refuse(s, name, f"must be a positive number, got {value!r}")
+
+
+def validate_detector(s, detector) -> None:
+    """The detector as placed: at a finite, non-zero distance (a plane through the sample is refused)."""
+    values = (detector.distance, detector.close_distance, *detector.pix0)
+    if all(math.isfinite(v) for v in values) and detector.close_distance != 0.0:
+        return
+    for name in ("pix0_vector", "close_distance", "detector_twotheta", "detector_rotx", "detector_roty",
+                 "detector_rotz", "ORGX", "Xclose"):
+        if name in s.explicit:
+            break
+    else:
+        name = "distance"
+    _refuse(s, name, "the detector plane passes through the sample (distance %g m, close distance %g m)"
+            % (detector.distance, detector.close_distance))
 
 
 def validate_roi(s, fpixels: int, spixels: int) -> tuple[int, int, int, int]:
@@ -194,6 +222,23 @@ def validate_roi(s, fpixels: int, spixels: int) -> tuple[int, int, int, int]:
         if not (0 <= slow < spixels and 0 <= fast < fpixels):
             _refuse(s, "trace_pixel", f"pixel {slow} {fast} is not on the {fpixels}x{spixels} detector")
     return roi
+
+
+def check_image(image) -> None:
+    """A safety net after rendering: refuse an image with NaN or infinite pixels (nothing is written).
+
+    Infinite pixels are float32 overflow (intensity above 3.4e38 photons); NaN ones mean a
+    geometry the checks above did not foresee.
+    """
+    import numpy as np
+    finite = np.isfinite(image)
+    if finite.all():
+        return
+    nan = int(np.count_nonzero(np.isnan(image)))
+    if nan:
+        raise InputError(f"the render gave {nan} NaN pixels: no image written (check the geometry flags)")
+    raise InputError(f"the render overflows: {image.size - int(np.count_nonzero(finite))} pixels above 3.4e38 "
+                     "photons: no image written (lower -fluence/-flux, -default_F or the -hkl F, or -N)")
 
 
 def _limit(settings, name: str, env: str, default: float) -> float:
