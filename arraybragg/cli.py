@@ -5,6 +5,7 @@ import math
 import os
 import signal
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from . import __version__, flags, outputs, smv
@@ -164,7 +165,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     previous = _interrupt_handlers()
     try:
-        return _main(argv)
+        with warnings.catch_warnings():
+            # NumPy's floating-point RuntimeWarnings (an overflowing render) would add lines to the one
+            # error line; such renders are refused by check_image
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return _main(argv)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
