@@ -147,6 +147,19 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
     structure_factors, new_dump = _load_structure_factors(s, log, crystal, workdir, budget)
     goniometer = _build_goniometer(s, log, detector)
     beam = _build_beam(s, log, detector, fluence, sources)
+    mask = _fit_mask(s, log, fpixels, spixels)
+    sampling = Sampling(oversample=max(oversample, 1), oversample_thick=bool(s.oversample_thick),
+                        oversample_polar=bool(s.oversample_polar), oversample_omega=bool(s.oversample_omega),
+                        roi=roi, mask=mask, dmin=s.dmin, water_size=s.water_size)
+    sim = Simulation(detector, beam, crystal, goniometer, structure_factors, sampling, c_parity=bool(s.c_parity))
+    _log_summary(s, log, sim)
+    if new_dump is not None:  # only once everything above was accepted
+        _write_dump(s, log, workdir, new_dump)
+    return sim
+
+
+def _fit_mask(s, log, fpixels, spixels):
+    """The -mask pixels for the detector (None without -mask)."""
     mask = s.mask
     if mask is not None and mask.shape != (spixels, fpixels):
         if mask.size < fpixels * spixels:
@@ -156,14 +169,7 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
         log("WARNING: mask %s is %dx%d pixels but the detector is %dx%d: using its first %d values in raster order"
             % (s.maskfilename, mask.shape[1], mask.shape[0], fpixels, spixels, fpixels * spixels))
         mask = mask.reshape(-1)[:fpixels * spixels].reshape(spixels, fpixels)
-    sampling = Sampling(oversample=max(oversample, 1), oversample_thick=bool(s.oversample_thick),
-                        oversample_polar=bool(s.oversample_polar), oversample_omega=bool(s.oversample_omega),
-                        roi=roi, mask=mask, dmin=s.dmin, water_size=s.water_size)
-    sim = Simulation(detector, beam, crystal, goniometer, structure_factors, sampling, c_parity=bool(s.c_parity))
-    _log_summary(s, log, sim)
-    if new_dump is not None:  # only once everything above was accepted
-        _write_dump(s, log, workdir, new_dump)
-    return sim
+    return mask
 
 
 def _choose_oversample(s, log, crystal, detector, budget) -> int:

@@ -337,3 +337,18 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing(tmp_path):
     assert process.returncode == 130, err
     assert err == "arraybragg: interrupted\n"
     assert os.listdir(tmp_path) == []
+
+
+def test_the_python_api_names_the_field(tmp_path):
+    from arraybragg import build_simulation
+    from arraybragg.errors import InputError
+    from arraybragg.flags import Settings
+
+    s = Settings(user_cell=True, cell_a=100.0, default_F=1.0, fpixels=16, spixels=16, distance=-0.1)
+    with pytest.raises(InputError) as info:
+        build_simulation(s, workdir=str(tmp_path))
+    assert str(info.value) == "Settings.distance (-distance): distance must be positive, got -100 mm"
+    s = Settings(user_cell=True, cell_a=100.0, default_F=1.0, fpixels=16, spixels=16, oversample=10**6)
+    with pytest.raises(InputError, match=r"^-oversample: subpixels = 1e\+12"):
+        build_simulation(s, workdir=str(tmp_path))
+    assert os.listdir(tmp_path) == []
