@@ -23,6 +23,7 @@ RTD = 180.0 / math.pi
 DBL_MIN = 2.2250738585072014e-308
 # host bytes per detector pixel over a run: float image, mask, statistics, integer and PGM outputs
 BYTES_PER_PIXEL = 24
+BYTES_PER_ITEM = 1024  # host bytes per source or orientation (arrays, Python objects, log lines)
 _MAX_COUNT = 1 << 62   # a step count past this saturates (the work limit then refuses it)
 
 
@@ -208,6 +209,7 @@ def _check_work(s, budget, detector, roi, oversampling, sources) -> None:
     """
     oversample, xtalsize = oversampling
     xmin, xmax, ymin, ymax = roi
+    phisteps, domains = _phi_steps(s)[0], _mosaic_domains(s)[0]
     pixels = (min(xmax, detector.fpixels - 1) - xmin + 1) * (min(ymax, detector.spixels - 1) - ymin + 1)
     if sources is not None:
         n_sources, source_cause = len(sources), "-sourcefile"
@@ -224,9 +226,15 @@ def _check_work(s, budget, detector, roi, oversampling, sources) -> None:
         "sensor layers": (detector.thicksteps, "-detector_thicksteps"),
         "subpixels": (float(oversample) ** 2, subpixel_cause),
         "sources": (n_sources, source_cause),
-        "phi steps": (_phi_steps(s)[0], "-phisteps/-osc/-phistep"),
-        "mosaic domains": (_mosaic_domains(s)[0], "-mosaic_domains"),
+        "phi steps": (phisteps, "-phisteps/-osc/-phistep"),
+        "mosaic domains": (domains, "-mosaic_domains"),
     })
+    # sources and orientations are generated one by one in Python and kept per item: bound them
+    # even when a one-pixel ROI keeps the work small
+    items = {"-hdivsteps/-vdivsteps/-dispsteps" if sources is None else "-sourcefile": ("sources", n_sources),
+             "-phisteps/-mosaic_domains": ("orientations", float(phisteps) * domains)}
+    cause, (what, count) = max(items.items(), key=lambda item: item[1][1])
+    budget.check_memory(count * BYTES_PER_ITEM, cause, "%.3g %s" % (count, what))
 
 
 def _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) -> Detector:

@@ -169,6 +169,8 @@ CASES = [
     ("phistep-tiny", f"{BASE} -osc 1e300 -phistep 1e-300", {}, "-phisteps"),
     ("divergence-steps-huge", f"{BASE} -divergence 1 -hdivsteps 100000 -vdivsteps 100000", {}, "-hdivsteps"),
     ("dispsteps-huge", f"{BASE} -dispersion 1 -dispsteps 1000000000", {}, "-dispsteps"),
+    ("mosaic-domains-one-pixel-roi", f"{BASE} -roi 0 0 0 0 -mosaic 1 -mosaic_dom 100000000", {}, "-mosaic_domains"),
+    ("divergence-one-pixel-roi", f"{BASE} -roi 0 0 0 0 -divergence 1 -divsteps 10000", {}, "-hdivsteps"),
     ("detpixels-huge", f"{CELL} -default_F 1 -detpixels 1000000", {}, "-detpixels"),
     ("detsize-huge", f"{CELL} -default_F 1 -detsize 1e300", {}, "-detpixels"),
     ("max-work-small", f"{BASE} --max-work 100", {}, "-detpixels"),
