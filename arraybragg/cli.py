@@ -55,6 +55,8 @@ def check_paths(settings) -> None:
                 raise InputError(f"{flag}: '{path}' is also the {other_flag} file")
         if flag == "-dump":
             continue  # an unwritable dump file is only a warning, as in nanoBragg
+        if not path:
+            raise InputError(f"{flag}: empty file name")
         if os.path.isdir(path):
             raise InputError(f"{flag}: '{path}' is a directory")
         directory = os.path.dirname(os.path.abspath(path))

@@ -239,6 +239,7 @@ CASES = [
     ("fdump-negative-range", f"{NO_F} -dump neg.bin", {"neg.bin": b"5 1 0 0 0 0\n\f"}, "neg.bin"),
     # output paths
     ("floatfile-directory", f"{BASE} -floatfile adir", {"adir": None}, "-floatfile"),
+    ("floatfile-empty-name", [*BASE.split(), "-floatfile", ""], {}, "-floatfile"),
     ("intfile-no-directory", f"{BASE} -intfile nodir/x.img", {}, "-intfile"),
     ("floatfile-is-hkl-input", f"{NO_F} -hkl in.hkl -floatfile in.hkl", {"in.hkl": b"0 0 0 1\n"}, "-floatfile"),
     ("intfile-is-floatfile", f"{BASE} -floatfile same.out -intfile same.out", {}, "-intfile"),
@@ -267,7 +268,8 @@ def test_bad_input_is_refused_in_one_line(name, args, files, expected, tmp_path,
         else:
             (tmp_path / file_name).write_bytes(content)
     before = sorted(os.listdir(tmp_path))
-    status = cli.main(args.split() + ["-nopgm"] * ("-pgmfile" not in args))
+    args = args.split() if isinstance(args, str) else args
+    status = cli.main(args + ["-nopgm"] * ("-pgmfile" not in args))
     err = capsys.readouterr().err
     assert status == 2, err
     assert err.count("\n") == 1 and err.startswith("arraybragg: error: "), err
