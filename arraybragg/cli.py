@@ -48,7 +48,10 @@ def check_paths(settings) -> None:
                 if switch is None or getattr(settings, switch)]
     inputs = [(flag, getattr(settings, name)) for flag, name in _INPUT_FLAGS if getattr(settings, name)]
     dump = ("-dump", settings.dumpfilename)
-    (inputs if settings.hklfilename is None else outputs_).append(dump)
+    if settings.hklfilename is not None:
+        outputs_.append(dump)          # written after reading -hkl
+    elif os.path.isfile(settings.dumpfilename):
+        inputs.append(dump)            # read instead of -hkl
     for index, (flag, path) in enumerate(outputs_):
         for other_flag, other in inputs + outputs_[:index]:
             if _same_file(path, other):

@@ -258,7 +258,9 @@ def main(argv=None) -> int:
     bad = []
     started = time.monotonic()
     for family, number, make in (("grammar", options.grammar, grammar_case), ("files", options.files, file_case)):
-        for _ in range(number):
+        for index in range(number):
+            if index and index % 500 == 0:
+                print(f"{family}: {index} cases, {dict(counts[family])}", file=sys.stderr, flush=True)
             outcome = run_case(*make(rng), options.timeout)
             counts[family][outcome["kind"]] += 1
             if outcome["kind"] not in ("accepted", "refused"):
