@@ -330,12 +330,15 @@ def test_fdump_is_written_only_after_every_input_was_accepted(tmp_path, monkeypa
 
 def test_ctrl_c_prints_one_line_and_leaves_nothing(tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C sends it, in the middle of a forked render."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
     args = [sys.executable, "-m", "arraybragg", *CELL.split(), "-default_F", "100", "-N", "5",
             "-detpixels", "1024", "-oversample", "6", "--threads", "2", "-noprogress"]
-    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
-    time.sleep(4)   # start-up, set-up, and into the render
+    for line in process.stdout:    # the set-up summary's last line: the render starts next
+        if "pixel oversample steps" in line:
+            break
+    time.sleep(0.5)
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
