@@ -189,6 +189,10 @@ def _main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("arraybragg: interrupted\n")
         return 130
+    except MemoryError:  # a safety net: the --max-memory estimate should refuse such runs first
+        sys.stderr.write("arraybragg: error: out of memory: lower the detector size, -oversample or the step "
+                         "counts (or --max-memory)\n")
+        return 2
     except OSError as exc:
         sys.stderr.write("arraybragg: error: %s: %s\n" % (getattr(exc, "filename", "") or "I/O", exc.strerror or exc))
         return 1

@@ -21,7 +21,7 @@ import numpy as np
 from .errors import InputError
 from .outputs import atomic_write, c_double_to_int, c_format_g
 
-__all__ = ["HKLGrid", "read_hkl_text", "refuse_non_finite", "write_fdump", "read_fdump"]
+__all__ = ["HKLGrid", "read_hkl_text", "refuse_unusable", "MAX_F", "write_fdump", "read_fdump"]
 
 
 @dataclass
@@ -241,23 +241,25 @@ def _allocate(path, shape, max_bytes=None) -> np.ndarray:
 
 
 _NON_FINITE = re.compile(rb"(?i)(?<![0-9a-z])[+-]?(?:nan|inf)")
+MAX_F = 1e150   # |F| above this overflows F^2 (and any intensity): refused by a run
 
 
-def refuse_non_finite(path, grid: HKLGrid) -> None:
-    """InputError naming the first line of the HKL file holding a NaN or infinite value.
+def refuse_unusable(path, grid: HKLGrid) -> None:
+    """InputError naming the first line of the HKL file holding a NaN, infinite or huge (> MAX_F) value.
 
     The reader keeps the C's reading of such values (glibc reads "nan" and "inf");
     a run refuses them through this check.
     """
-    if np.isfinite(grid.F).all():
-        return
+    with np.errstate(invalid="ignore"):
+        if (np.abs(grid.F) <= MAX_F).all():
+            return
     data = _read_bytes(path)
     for number, line in enumerate(data.splitlines(), start=1):
-        if _NON_FINITE.search(line) or any(not math.isfinite(float(v)) for v in _line_numbers(line)):
+        if _NON_FINITE.search(line) or any(not abs(v) <= MAX_F for v in _line_numbers(line)):
             break
     else:
         number = "?"
-    raise InputError(f"{os.fspath(path)}: line {number}: not a finite number")
+    raise InputError(f"{os.fspath(path)}: line {number}: F must be a finite number of magnitude up to {MAX_F:g}")
 
 
 def _line_numbers(line: bytes) -> list:
@@ -351,7 +353,7 @@ def read_fdump(path, max_bytes=None) -> HKLGrid:
     so when the first double's first byte happens to be a whitespace byte
     (0x09-0x0d, 0x20) the data are read shifted by that byte and the last
     bytes come out zero; this is reproduced.  Missing limits, negative ranges
-    or a file too short for its limits, NaN or infinite values, or a file over
+    or a file too short for its limits, NaN, infinite or huge (> MAX_F) values, or a file over
     ``max_bytes`` raise InputError.
     """
     data = _read_bytes(path, max_bytes)
@@ -369,7 +371,10 @@ def read_fdump(path, max_bytes=None) -> HKLGrid:
     start = _SPACE.match(data, end_of_limits).end()
     values = data[start:start + nbytes].ljust(nbytes, b"\0")  # the C's calloc'd buffer
     F = np.frombuffer(values, dtype=np.float64).reshape(shape).copy()
-    if not np.isfinite(F).all():
-        h, k, l = (int(i) for i in np.argwhere(~np.isfinite(F))[0])
-        raise InputError(f"{os.fspath(path)}: F({h + h_min} {k + k_min} {l + l_min}) is not a finite number")
+    with np.errstate(invalid="ignore"):
+        unusable = ~(np.abs(F) <= MAX_F)
+    if unusable.any():
+        h, k, l = (int(i) for i in np.argwhere(unusable)[0])
+        raise InputError(f"{os.fspath(path)}: F({h + h_min} {k + k_min} {l + l_min}) is not a finite number "
+                         f"of magnitude up to {MAX_F:g}")
     return HKLGrid(F, h_min, h_max, k_min, k_max, l_min, l_max, ranges[0] * ranges[1] * ranges[2])

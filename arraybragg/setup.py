@@ -23,6 +23,7 @@ RTD = 180.0 / math.pi
 DBL_MIN = 2.2250738585072014e-308
 # host bytes per detector pixel over a run: float image, mask, statistics, integer and PGM outputs
 BYTES_PER_PIXEL = 24
+BYTES_PER_SUBPIXEL = 64  # renderer scratch per sub-pixel sample of one pixel (positions, angles, sums)
 BYTES_PER_ITEM = 1024  # host bytes per source or orientation (arrays, Python objects, log lines)
 _MAX_COUNT = 1 << 62   # a step count past this saturates (the work limit then refuses it)
 
@@ -229,6 +230,10 @@ def _check_work(s, budget, detector, roi, oversampling, sources) -> None:
         "phi steps": (phisteps, "-phisteps/-osc/-phistep"),
         "mosaic domains": (domains, "-mosaic_domains"),
     })
+    if s.printout and s.printout_fpixel < 0:   # every pixel printed, at the cost of ~1000 pixel-samples each
+        budget.check_work({"printed pixels": (max(pixels, 1), "-printout"), "cost per pixel": (1000, "-printout")})
+    budget.check_memory(float(oversample) ** 2 * detector.thicksteps * BYTES_PER_SUBPIXEL, subpixel_cause,
+                        "%d x %d sub-pixels x %d layers per pixel" % (oversample, oversample, detector.thicksteps))
     # sources and orientations are generated one by one in Python and kept per item: bound them
     # even when a one-pixel ROI keeps the work small
     items = {"-hdivsteps/-vdivsteps/-dispsteps" if sources is None else "-sourcefile": ("sources", n_sources),
@@ -472,7 +477,7 @@ def _load_structure_factors(s, log, crystal, workdir, budget):
         if not os.path.exists(s.hklfilename):
             raise InputError(f"-hkl: cannot open '{s.hklfilename}'")
         grid, warnings = _with_flag("-hkl", hkl.read_hkl_text, s.hklfilename, s.default_F, max_bytes=max_bytes)
-        _with_flag("-hkl", hkl.refuse_non_finite, s.hklfilename, grid)
+        _with_flag("-hkl", hkl.refuse_unusable, s.hklfilename, grid)
         for line in warnings:
             log(line)
         new_dump = grid
@@ -599,6 +604,9 @@ def _build_beam(s, log, detector, fluence, table=None) -> Beam:
         positions = np.array(positions).reshape(-1, 3)
         wavelengths = np.array(wavelengths)
         weights = np.full(len(wavelengths), 1.0 / max(len(wavelengths), 1))
+    if not len(wavelengths):
+        raise InputError("-divsteps/-hdivsteps/-vdivsteps: the elliptical trimming of the divergence grid (-round_div) "
+                         "leaves no source: give more steps or -square_div")
     log("  created a total of %d sources:" % len(wavelengths))
     for p, w, lam in zip(positions, weights, wavelengths):
         log("%g %g %g   %g %g" % (p[0], p[1], p[2], w, lam))

@@ -24,7 +24,7 @@ from .errors import InputError
 __all__ = ["validate_settings", "validate_detector", "validate_roi", "check_image", "where", "Budget",
            "DEFAULT_MAX_WORK", "DEFAULT_MAX_MEMORY"]
 
-DEFAULT_MAX_WORK = 1e11          # pixel-samples: about an hour of CPU render
+DEFAULT_MAX_WORK = 1e11          # pixel-samples: hours on one CPU core (about 1e7 per second)
 DEFAULT_MAX_MEMORY = 4 * 2**30   # bytes
 
 # The flag that sets each field (the first spelling); fields no flag sets are named as fields.
@@ -143,6 +143,11 @@ def validate_settings(s) -> None:
             _refuse(s, name, f"must be a finite number, got {value!r}")
     if s.pix0_vector is not None:
         _finite(s, "pix0_vector")
+    if abs(s.default_F) > 1e150:
+        _refuse(s, "default_F", f"|F| must be at most 1e150 (F squared overflows), got {s.default_F:g}")
+    for name in ("sample_x", "sample_y", "sample_z"):
+        if getattr(s, name) >= 1.0:
+            _refuse(s, name, f"crystal size must be below 1 m, got {getattr(s, name) * 1e3:g} mm")
     if not -1.0 <= s.polarization <= 1.0:
         _refuse(s, "polarization", f"Kahn polarization factor must be in [-1, 1], got {s.polarization:g}")
     if s.dispersion >= 2.0:
