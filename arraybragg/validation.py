@@ -287,11 +287,6 @@ class Budget:
                    f"--max-work limit of {self.max_work:.3g}")
         raise InputError(f"{cause} ({figures})" if ":" in cause else f"{cause}: {figures}")
 
-    def check_count(self, count: float, cause: str, what: str) -> None:
-        """Refuse one count (sources, domains, steps) above max_work before it is generated."""
-        if not count <= self.max_work:
-            raise InputError(f"{cause}: {count:.3g} {what}, over the --max-work limit of {self.max_work:.3g}")
-
     def check_memory(self, nbytes: float, cause: str, what: str) -> None:
         if not nbytes <= self.max_memory:
             raise InputError(f"{cause}: {what} needs {nbytes / 2**30:.3g} GiB, over the limit of "
