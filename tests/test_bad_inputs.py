@@ -137,7 +137,7 @@ CASES = [
     # the unit cell
     ("cell-a-zero", "-cell 0 100 100 90 90 90 -default_F 1 -detpixels 16", {}, "-cell"),
     ("cell-a-negative", "-cell -100 100 100 90 90 90 -default_F 1 -detpixels 16", {}, "-cell"),
-    ("cell-a-in", f"-cell inf 100 100 90 90 90 -default_F 1 -detpixels 16", {}, "-cell"),
+    ("cell-a-inf", "-cell inf 100 100 90 90 90 -default_F 1 -detpixels 16", {}, "-cell"),
     ("cell-b-nan", "-cell 100 nan 100 90 90 90 -default_F 1 -detpixels 16", {}, "-cell"),
     ("cell-alpha-180", "-cell 100 100 100 180 90 90 -default_F 1 -detpixels 16", {}, "-cell"),
     ("cell-alpha-200", "-cell 100 100 100 200 90 90 -default_F 1 -detpixels 16", {}, "-cell"),
@@ -202,7 +202,7 @@ CASES = [
     ("mat-too-short", "-mat short.mat -default_F 1 -detpixels 16", {"short.mat": b"1 2 3\n"}, "short.mat"),
     ("mat-nan", "-mat nan.mat -default_F 1 -detpixels 16", {"nan.mat": b"0.01 0 0\n0 nan 0\n0 0 0.01\n"},
      "nan.mat' line 2"),
-    ("mat-in", f"-mat inf.mat -default_F 1 -detpixels 16", {"inf.mat": b"0.01 0 0\n0 0.01 0\n0 0 inf\n"},
+    ("mat-inf", "-mat inf.mat -default_F 1 -detpixels 16", {"inf.mat": b"0.01 0 0\n0 0.01 0\n0 0 inf\n"},
      "inf.mat' line 3"),
     ("mat-non-utf8", "-mat bad.mat -default_F 1 -detpixels 16", {"bad.mat": b"0.01 0 0\n\xff\xfe 0\n"},
      "bad.mat' line 2"),
