@@ -230,8 +230,12 @@ def _check_work(s, budget, detector, roi, oversampling, sources) -> None:
         "phi steps": (phisteps, "-phisteps/-osc/-phistep"),
         "mosaic domains": (domains, "-mosaic_domains"),
     })
-    if s.printout and s.printout_fpixel < 0:   # every pixel printed, at the cost of ~1000 pixel-samples each
-        budget.check_work({"printed pixels": (max(pixels, 1), "-printout"), "cost per pixel": (1000, "-printout")})
+    walked = (s.trace_pixel is not None) + (0 if not s.printout else 1 if s.printout_fpixel >= 0 else max(pixels, 1))
+    if walked:  # -trace_pixel and -printout walk each of their pixels' samples in Python: ~1e4 x the cost
+        cause = "-printout/-printout_pixel/-trace_pixel"
+        budget.check_work({"traced pixels": (walked, cause), "Python cost per sample": (1e4, cause),
+                           "samples per pixel": (float(oversample) ** 2 * detector.thicksteps * n_sources
+                                                 * phisteps * domains, cause)})
     budget.check_memory(float(oversample) ** 2 * detector.thicksteps * BYTES_PER_SUBPIXEL, subpixel_cause,
                         "%d x %d sub-pixels x %d layers per pixel" % (oversample, oversample, detector.thicksteps))
     # sources and orientations are generated one by one in Python and kept per item: bound them
@@ -349,6 +353,8 @@ def _reciprocal_from_cell(s, log):
         raise InputError("-cell: impossible unit cell angles %g %g %g (no such parallelepiped)"
                          % (alpha * RTD, beta * RTD, gamma * RTD))
     V_cell = 2.0 * a * b * c * math.sqrt(skew)
+    if not 0.0 < V_cell < math.inf:
+        raise InputError("-cell: the cell volume %g A^3 is not a usable number (edges %g %g %g A)" % (V_cell, a, b, c))
     V_star = 1.0 / V_cell
     a_star = b * c * math.sin(alpha) * V_star
     b_star = c * a * math.sin(beta) * V_star
