@@ -148,6 +148,8 @@ def validate_settings(s) -> None:
     for name in ("sample_x", "sample_y", "sample_z"):
         if getattr(s, name) >= 1.0:
             _refuse(s, name, f"crystal size must be below 1 m, got {getattr(s, name) * 1e3:g} mm")
+    if s.mosaic_spread >= math.pi:
+        _refuse(s, "mosaic_spread", f"mosaic spread must be below 180 degrees, got {math.degrees(s.mosaic_spread):g}")
     if s.water_size >= 1.0:
         _refuse(s, "water_size", f"water thickness must be below 1 m, got {s.water_size * 1e6:g} um")
     if not -1.0 <= s.polarization <= 1.0:

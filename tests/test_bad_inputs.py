@@ -182,6 +182,7 @@ CASES = [
     ("trace-pixel-many-sources", f"{BASE} -trace_pixel 3 3 -divergence 1 -divsteps 400 --max-work 1e9", {},
      "-trace_pixel"),
     ("cell-subnormal-edge", "-cell 0.001 1 4.9e-324 90 90 90 -default_F 1 -detpixels 16", {}, "-cell"),
+    ("mosaic-spread-huge", f"{BASE} -mosaic 1e300", {}, "-mosaic"),
     ("water-huge", f"{BASE} -water 2e290", {}, "-water"),
     ("detpixels-huge", f"{CELL} -default_F 1 -detpixels 1000000", {}, "-detpixels"),
     ("detsize-huge", f"{CELL} -default_F 1 -detsize 1e300", {}, "-detpixels"),
