@@ -188,11 +188,16 @@ class Settings:
     pngfilename: Optional[str] = None
     png_scale: str = "log"
     png_cmap: str = "inferno"
+    max_work: Optional[float] = None    # None: ARRAYBRAGG_MAX_WORK or the default (validation.Budget)
+    max_memory: Optional[float] = None  # bytes; None: ARRAYBRAGG_MAX_MEMORY or the default
     show_help: bool = False
     show_version: bool = False
     argv: tuple[str, ...] = ()
     # every field a flag (or an -img/-mask header) assigned, side effects included
     explicit: set[str] = field(default_factory=set)
+    # where each explicit field's value came from, for error messages: the flag, or the
+    # -img/-mask file and header key
+    origins: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.misset_seed is None:
@@ -633,6 +638,10 @@ FLAG_TABLE: tuple[FlagSpec, ...] = (
     _choice("--png-scale", "png_scale", ("log", "sqrt"), "PNG contrast (default log)"),
     _value(["--png-cmap"], "png_cmap", "PNG colour map (matplotlib name, default inferno)",
            kind="text", metavar="NAME"),
+    _value(["--max-work"], "max_work", "refuse renders of more pixel-samples than this (default "
+           "1e11 or env ARRAYBRAGG_MAX_WORK)", metavar="N"),
+    _value(["--max-memory"], "max_memory", "refuse runs needing more bytes than this (default "
+           "4 GiB or env ARRAYBRAGG_MAX_MEMORY)", metavar="BYTES"),
     _switch(["-h", "--help"], "show this help", show_help=True),
     _switch(["--version"], "show the version", show_version=True),
 )
@@ -747,6 +756,14 @@ _HEADER_FIELDS = (
 )
 
 
+def _header_number(header: str, key: str, origin: str) -> float:
+    """header_value, NaN when the key is absent; a key whose value is NaN or infinite is refused."""
+    value = header_value(header, key)
+    if not math.isfinite(value) and key in header:
+        raise InputError(f"{origin} {key}: not a finite number")
+    return value
+
+
 def _ingest_header(settings: Settings, flag: str, path: str) -> np.ndarray:
     """Copy detector geometry from an SMV header as nanoBragg does; returns the pixels.
 
@@ -754,20 +771,25 @@ def _ingest_header(settings: Settings, flag: str, path: str) -> np.ndarray:
     -mask it is flipped: Ybeam = detsize_s - value.
     """
     image = _read_header_image(flag, path)
+    origin = f"{flag} '{path}' header"
     _put(settings, fpixels=image.width, spixels=image.height)
-    pixel_mm = header_value(image.header, "PIXEL_SIZE")
+    pixel_mm = _header_number(image.header, "PIXEL_SIZE", origin)
     if not math.isnan(pixel_mm):
         _put(settings, pixel_size=pixel_mm / 1000.0)
+        settings.origins["pixel_size"] = origin + " PIXEL_SIZE"
     _put(settings, detsize_f=settings.pixel_size * image.width,
          detsize_s=settings.pixel_size * image.height)
+    settings.origins.update(fpixels=origin + " SIZE1", spixels=origin + " SIZE2",
+                            detsize_f=origin + " SIZE1", detsize_s=origin + " SIZE2")
     for key, name, convert in _HEADER_FIELDS:
-        raw = header_value(image.header, key)
+        raw = _header_number(image.header, key, origin)
         if math.isnan(raw):
             continue
         value = convert(raw)
         if name == "Ybeam" and flag == "-mask":
             value = settings.detsize_s - value
         _put(settings, **{name: value})
+        settings.origins[name] = f"{origin} {key}"
     return image.data
 
 
@@ -793,8 +815,11 @@ def parse_args(argv: Sequence[str]) -> Settings:
     img_path = _last_value(parsed, "-img")
     if img_path is not None:
         _ingest_header(settings, "-img", img_path)
-    for _, spec, values in parsed:
+    for flag, spec, values in parsed:
+        earlier, settings.explicit = settings.explicit, set()
         spec.apply(settings, values)
+        settings.origins.update(dict.fromkeys(settings.explicit, flag))
+        settings.explicit |= earlier
     return settings
 
 

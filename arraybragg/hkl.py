@@ -21,7 +21,7 @@ import numpy as np
 from .errors import InputError
 from .outputs import atomic_write, c_double_to_int, c_format_g
 
-__all__ = ["HKLGrid", "read_hkl_text", "write_fdump", "read_fdump"]
+__all__ = ["HKLGrid", "read_hkl_text", "refuse_unusable", "MAX_F", "write_fdump", "read_fdump"]
 
 
 @dataclass
@@ -217,9 +217,13 @@ def _plain_integers(values: np.ndarray, columns: list) -> bool:
     return not b"".join(b"".join(column) for column in columns).translate(None, _INDEX_BYTES)
 
 
-def _read_bytes(path) -> bytes:
+def _read_bytes(path, max_bytes=None) -> bytes:
     try:
         with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                raise InputError(f"{os.fspath(path)}: {size} bytes is over the memory limit of {max_bytes:.3g} "
+                                 "bytes (raise it with --max-memory)")
             return stream.read()
     except OSError as exc:
         raise InputError(f"{os.fspath(path)}: cannot read ({exc.strerror})") from None
@@ -228,10 +232,45 @@ def _read_bytes(path) -> bytes:
 _MAX_GRID_POINTS = 1 << 31  # 16 GiB of doubles: beyond this an index is surely garbage
 
 
-def _allocate(path, shape) -> np.ndarray:
-    if math.prod(shape) > _MAX_GRID_POINTS:
-        raise InputError(f"{os.fspath(path)}: HKL index ranges {shape} are too large to allocate")
+def _allocate(path, shape, max_bytes=None) -> np.ndarray:
+    limit = _MAX_GRID_POINTS * 8 if max_bytes is None else min(max_bytes, _MAX_GRID_POINTS * 8)
+    if 8 * math.prod(shape) > limit:
+        raise InputError(f"{os.fspath(path)}: HKL index ranges {shape} need {8 * math.prod(shape) / 2**30:.3g} GiB, "
+                         f"over the limit of {limit / 2**30:.3g} GiB (raise it with --max-memory)")
     return np.zeros(shape, dtype=np.float64)
+
+
+_NON_FINITE = re.compile(rb"(?i)(?<![0-9a-z])[+-]?(?:nan|inf)")
+MAX_F = 1e150   # |F| above this overflows F^2 (and any intensity): refused by a run
+
+
+def refuse_unusable(path, grid: HKLGrid) -> None:
+    """InputError naming the first line of the HKL file holding a NaN, infinite or huge (> MAX_F) value.
+
+    The reader keeps the C's reading of such values (glibc reads "nan" and "inf");
+    a run refuses them through this check.
+    """
+    with np.errstate(invalid="ignore"):
+        if (np.abs(grid.F) <= MAX_F).all():
+            return
+    data = _read_bytes(path)
+    for number, line in enumerate(data.splitlines(), start=1):
+        if _NON_FINITE.search(line) or any(not abs(v) <= MAX_F for v in _line_numbers(line)):
+            break
+    else:
+        number = "?"
+    raise InputError(f"{os.fspath(path)}: line {number}: F must be a finite number of magnitude up to {MAX_F:g}")
+
+
+def _line_numbers(line: bytes) -> list:
+    """The plain numbers of one line (for locating an overflowing value such as 1e999)."""
+    out = []
+    for token in line.split():
+        try:
+            out.append(float(token))
+        except ValueError:
+            pass
+    return out
 
 
 def _index_limits(entries: np.ndarray) -> tuple[list[int], list[int]]:
@@ -266,22 +305,22 @@ def _non_integer_warnings(entries: np.ndarray) -> list[str]:
             for line, axis in zip(*np.nonzero(suspicious))]
 
 
-def read_hkl_text(path, default_F: float) -> tuple[HKLGrid, list[str]]:
+def read_hkl_text(path, default_F: float, max_bytes=None) -> tuple[HKLGrid, list[str]]:
     """Read an ``h k l F`` text file as nanoBragg's -hkl does; returns (grid, warnings).
 
     Warnings are the C's lines for non-integer indices.  Indices missing from the
     file keep ``default_F`` (the extra zero slab excepted); an index given twice
     keeps its last F.  No entries at all, or a second-pass index outside the
-    first pass's limits (the C then writes out of bounds and crashes), raise
-    InputError.
+    first pass's limits (the C then writes out of bounds and crashes), or a grid
+    (or file) over ``max_bytes`` raise InputError.
     """
-    entries, indices, values = _hkl_passes(_read_bytes(path))
+    entries, indices, values = _hkl_passes(_read_bytes(path, max_bytes))
     lows, highs = _index_limits(entries)
     ranges = [high - low + 1 for low, high in zip(lows, highs)]
     if min(ranges) < 0:
         limits = ", ".join(f"{n}: {lo} - {hi}" for n, lo, hi in zip("hkl", lows, highs))
         raise InputError(f"{os.fspath(path)}: not enough HKL indices ({limits})")
-    F = _allocate(path, tuple(r + 1 for r in ranges))
+    F = _allocate(path, tuple(r + 1 for r in ranges), max_bytes)
     if default_F != 0.0:
         F[:ranges[0], :ranges[1], :ranges[2]] = default_F
     offsets = indices - np.array(lows, dtype=np.int64)
@@ -307,16 +346,17 @@ def write_fdump(path, grid: HKLGrid) -> None:
     atomic_write(path, header, F)
 
 
-def read_fdump(path) -> HKLGrid:
+def read_fdump(path, max_bytes=None) -> HKLGrid:
     """Read Fdump.bin as the C does.
 
     The C's format "%d%d%d%d%d%d\\n\\f" skips ALL whitespace after the limits,
     so when the first double's first byte happens to be a whitespace byte
     (0x09-0x0d, 0x20) the data are read shifted by that byte and the last
     bytes come out zero; this is reproduced.  Missing limits, negative ranges
-    or a file too short for its limits raise InputError.
+    or a file too short for its limits, NaN, infinite or huge (> MAX_F) values, or a file over
+    ``max_bytes`` raise InputError.
     """
-    data = _read_bytes(path)
+    data = _read_bytes(path, max_bytes)
     limits = _scan_group(data, 0, (_scan_int,) * 6)
     if limits is None:
         raise InputError(f"{os.fspath(path)}: not an Fdump file (six index limits expected)")
@@ -331,4 +371,10 @@ def read_fdump(path) -> HKLGrid:
     start = _SPACE.match(data, end_of_limits).end()
     values = data[start:start + nbytes].ljust(nbytes, b"\0")  # the C's calloc'd buffer
     F = np.frombuffer(values, dtype=np.float64).reshape(shape).copy()
+    with np.errstate(invalid="ignore"):
+        unusable = ~(np.abs(F) <= MAX_F)
+    if unusable.any():
+        h, k, l = (int(i) for i in np.argwhere(unusable)[0])
+        raise InputError(f"{os.fspath(path)}: F({h + h_min} {k + k_min} {l + l_min}) is not a finite number "
+                         f"of magnitude up to {MAX_F:g}")
     return HKLGrid(F, h_min, h_max, k_min, k_max, l_min, l_max, ranges[0] * ranges[1] * ranges[2])

@@ -109,9 +109,10 @@ def cbf_bytes(image, sim: Simulation, exposure_s: float = 1.0, name: str = "arra
     return head.encode("ascii") + b"\x0c\x1a\x04\xd5" + blob + tail
 
 
-def write_cbf(path, image, sim: Simulation, exposure_s: float = 1.0) -> None:
-    """Write :func:`cbf_bytes` atomically (the data block is named after the file)."""
-    name = os.path.splitext(os.path.basename(os.fspath(path)))[0] or "arraybragg"
+def write_cbf(path, image, sim: Simulation, exposure_s: float = 1.0, name_as=None) -> None:
+    """Write :func:`cbf_bytes` atomically; the data block is named after the file (``name_as``, when
+    ``path`` is a temporary name for it)."""
+    name = os.path.splitext(os.path.basename(os.fspath(name_as or path)))[0] or "arraybragg"
     atomic_write(path, cbf_bytes(image, sim, exposure_s, name="".join(c if c.isalnum() else "_" for c in name)))
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "pgm_bytes",
     "write_pgm",
     "auto_pgm_scale",
+    "StagedOutputs",
 ]
 
 
@@ -52,6 +53,46 @@ def atomic_write(path, *chunks) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+class StagedOutputs:
+    """Output files that appear all together or not at all.
+
+    ``stage(path)`` gives a hidden temporary name beside ``path`` to write to; leaving the
+    ``with`` block normally renames every staged file to its path, an exception removes
+    them all (an OSError is re-raised naming the path the user gave, not the temporary).
+    """
+
+    def __init__(self):
+        self._staged: list[tuple[str, str]] = []
+        self._current = None
+
+    def stage(self, path) -> str:
+        path = os.fspath(path)
+        directory, name = os.path.split(os.path.abspath(path))
+        temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.part")
+        self._staged.append((temporary, path))
+        self._current = path
+        return temporary
+
+    def __enter__(self) -> "StagedOutputs":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if exc is None:
+                for temporary, path in self._staged:
+                    self._current = path
+                    os.replace(temporary, path)
+                self._staged.clear()
+        except OSError as error:
+            exc = error
+        finally:
+            for temporary, _ in self._staged:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+        if isinstance(exc, OSError) and self._current is not None:
+            raise OSError(exc.errno, exc.strerror, self._current) from None
 
 
 def c_format_g(value: float) -> str:

@@ -15,12 +15,23 @@ import numpy as np
 
 from . import hkl, rng
 from .errors import InputError
+from .validation import Budget, validate_detector, validate_roi, validate_settings
 from .geometry import rotate_axis, rotate_xyz, unit
 from .models import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
 from .smv import c_atof
 
 RTD = 180.0 / math.pi
 DBL_MIN = 2.2250738585072014e-308
+# host bytes per detector pixel over a run: float image, mask, statistics, integer and PGM outputs
+BYTES_PER_PIXEL = 24
+BYTES_PER_SUBPIXEL = 64  # renderer scratch per sub-pixel sample of one pixel (positions, angles, sums)
+BYTES_PER_ITEM = 1024  # host bytes per source or orientation (arrays, Python objects, log lines)
+_MAX_COUNT = 1 << 62   # a step count past this saturates (the work limit then refuses it)
+
+
+def _ceil_count(ratio: float) -> int:
+    """int(ceil(ratio)) for a step count, saturating instead of overflowing on huge or infinite ratios."""
+    return int(math.ceil(ratio)) if ratio < _MAX_COUNT else _MAX_COUNT
 
 # Lab-frame bases of the named conventions: beam, fast, slow, normal, 2theta axis, polarization, spindle.
 CONVENTIONS = {
@@ -50,7 +61,7 @@ def auto_steps(count: int, span: float, step: float, *, span_for_count_only: flo
             return 2, step, step
         if step <= 0.0:
             return (2, span, span / 2) if half_for_span_only else (2, span, span)
-        return int(math.ceil(span / step)), span, step
+        return _ceil_count(span / step), span, step
     if span < 0.0:
         if step <= 0.0:
             return count, span_for_count_only, span_for_count_only / count
@@ -71,7 +82,7 @@ def _phi_steps(s):
             return 2, phistep, phistep
         if phistep <= 0.0:
             return 2, osc, osc / 2.0
-        return int(math.ceil(osc / phistep)), osc, phistep
+        return _ceil_count(osc / phistep), osc, phistep
     phisteps = max(phisteps, 1)
     if osc < 0.0:
         if phistep <= 0.0:
@@ -102,15 +113,18 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
     setting up.  ``workdir`` is where Fdump.bin is looked for and written.
     """
     log = log or _Log()
+    validate_settings(s)
+    budget = Budget.of(s)
     pixel_size = s.pixel_size
-    if pixel_size <= 0.0:
-        raise InputError("-pixel: pixel size must be positive")
     detsize_f = pixel_size * s.fpixels if s.fpixels else s.detsize_f
     detsize_s = pixel_size * s.spixels if s.spixels else s.detsize_s
-    fpixels = int(math.ceil(detsize_f / pixel_size - 0.5))
-    spixels = int(math.ceil(detsize_s / pixel_size - 0.5))
+    fpixels = _ceil_count(detsize_f / pixel_size - 0.5)
+    spixels = _ceil_count(detsize_s / pixel_size - 0.5)
     if fpixels <= 0 or spixels <= 0:
-        raise InputError("-detpixels: detector has no pixels")
+        raise InputError("-detpixels/-detsize: detector has no pixels (%g x %g m of %g m pixels)"
+                         % (detsize_f, detsize_s, pixel_size))
+    budget.check_memory(float(fpixels) * spixels * BYTES_PER_PIXEL, "-detpixels",
+                        "a %dx%d pixel detector" % (fpixels, spixels))
 
     fluence, sample_y, sample_z = s.fluence, s.sample_y, s.sample_z
     if s.flux != 0.0 and s.exposure > 0.0 and s.beamsize >= 0:
@@ -124,28 +138,32 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
             sample_z = s.beamsize
 
     detector = _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s)
-    roi = tuple(v if v >= 0 else d for v, d in
-                zip((s.roi_xmin, s.roi_xmax, s.roi_ymin, s.roi_ymax), (0, fpixels, 0, spixels)))
-
+    validate_detector(s, detector)
+    roi = validate_roi(s, fpixels, spixels)
     s, file_sf = _read_structure_factor_file(s, log, detector)
     crystal = _build_crystal(s, log, sample_y, sample_z)
-    oversample = s.oversample
-    xtalsize_max = max(np.linalg.norm(crystal.a) * crystal.Na, np.linalg.norm(crystal.b) * crystal.Nb,
-                       np.linalg.norm(crystal.c) * crystal.Nc)
-    reciprocal_pixel_size = s.lambda0 * detector.distance / pixel_size
-    recommended = max(int(math.ceil(3.0 * xtalsize_max / reciprocal_pixel_size)), 1)
-    if oversample <= 0:
-        oversample = recommended
-        log("auto-selected %d-fold oversampling" % oversample)
-    if oversample < recommended:
-        log("WARNING: maximum dimension of sample is %g A" % (xtalsize_max * 1e10))
-        log("         but reciprocal pixel size is %g A" % (reciprocal_pixel_size * 1e10))
-        log("         intensity may vary significantly across a pixel!")
-        log("         recommend -oversample %d to work around this" % recommended)
+    oversample = _choose_oversample(s, log, crystal, detector, budget)
+    sources = None
+    if s.sourcefilename is not None:
+        sources = _read_sources(s.sourcefilename, detector.beam_vector, s.source_distance, s.lambda0)
+    _check_work(s, budget, detector, roi, (oversample, _xtalsize_max(crystal)), sources)
 
-    structure_factors = _load_structure_factors(s, log, crystal, workdir, file_sf)
+    structure_factors, new_dump = _load_structure_factors(s, log, crystal, workdir, budget, file_sf)
     goniometer = _build_goniometer(s, log, detector)
-    beam = _build_beam(s, log, detector, fluence)
+    beam = _build_beam(s, log, detector, fluence, sources)
+    mask = _fit_mask(s, log, fpixels, spixels)
+    sampling = Sampling(oversample=max(oversample, 1), oversample_thick=bool(s.oversample_thick),
+                        oversample_polar=bool(s.oversample_polar), oversample_omega=bool(s.oversample_omega),
+                        roi=roi, mask=mask, dmin=s.dmin, water_size=s.water_size)
+    sim = Simulation(detector, beam, crystal, goniometer, structure_factors, sampling, c_parity=bool(s.c_parity))
+    _log_summary(s, log, sim)
+    if new_dump is not None:  # only once everything above was accepted
+        _write_dump(s, log, workdir, new_dump)
+    return sim
+
+
+def _fit_mask(s, log, fpixels, spixels):
+    """The -mask pixels for the detector (None without -mask)."""
     mask = s.mask
     if mask is not None and mask.shape != (spixels, fpixels):
         if mask.size < fpixels * spixels:
@@ -155,12 +173,79 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
         log("WARNING: mask %s is %dx%d pixels but the detector is %dx%d: using its first %d values in raster order"
             % (s.maskfilename, mask.shape[1], mask.shape[0], fpixels, spixels, fpixels * spixels))
         mask = mask.reshape(-1)[:fpixels * spixels].reshape(spixels, fpixels)
-    sampling = Sampling(oversample=max(oversample, 1), oversample_thick=bool(s.oversample_thick),
-                        oversample_polar=bool(s.oversample_polar), oversample_omega=bool(s.oversample_omega),
-                        roi=roi, mask=mask, dmin=s.dmin, water_size=s.water_size)
-    sim = Simulation(detector, beam, crystal, goniometer, structure_factors, sampling, c_parity=bool(s.c_parity))
-    _log_summary(s, log, sim)
-    return sim
+    return mask
+
+
+def _choose_oversample(s, log, crystal, detector, budget) -> int:
+    """-oversample, or nanoBragg's automatic choice (3 x crystal size / reciprocal pixel size), bounded."""
+    xtalsize_max = _xtalsize_max(crystal)
+    reciprocal_pixel_size = s.lambda0 * detector.distance / detector.pixel_size
+    ratio = float(3.0 * xtalsize_max) / float(reciprocal_pixel_size) if reciprocal_pixel_size else math.inf
+    if not math.isfinite(ratio):
+        raise InputError("-oversample: automatic oversampling is undefined for this geometry "
+                         "(crystal %g um, distance %g m): give -oversample" % (xtalsize_max * 1e6, detector.distance))
+    recommended = max(_ceil_count(ratio), 1)
+    oversample = s.oversample
+    if oversample <= 0:
+        oversample = recommended
+        if float(oversample) ** 2 > budget.max_work:
+            raise InputError("-oversample: automatic oversampling chose %d for a %g um crystal %g mm away: "
+                             "give -oversample" % (oversample, xtalsize_max * 1e6, detector.distance * 1e3))
+        log("auto-selected %d-fold oversampling" % oversample)
+    if oversample < recommended:
+        log("WARNING: maximum dimension of sample is %g A" % (xtalsize_max * 1e10))
+        log("         but reciprocal pixel size is %g A" % (reciprocal_pixel_size * 1e10))
+        log("         intensity may vary significantly across a pixel!")
+        log("         recommend -oversample %d to work around this" % recommended)
+    return oversample
+
+
+def _xtalsize_max(crystal) -> float:
+    return max(np.linalg.norm(crystal.a) * crystal.Na, np.linalg.norm(crystal.b) * crystal.Nb,
+               np.linalg.norm(crystal.c) * crystal.Nc)
+
+
+def _check_work(s, budget, detector, roi, oversampling, sources) -> None:
+    """Refuse, before anything big is allocated, a render over the --max-work limit.
+
+    ``oversampling``: (sub-pixels per pixel edge, largest crystal dimension in m).
+    """
+    oversample, xtalsize = oversampling
+    xmin, xmax, ymin, ymax = roi
+    phisteps, domains = _phi_steps(s)[0], _mosaic_domains(s)[0]
+    pixels = (min(xmax, detector.fpixels - 1) - xmin + 1) * (min(ymax, detector.spixels - 1) - ymin + 1)
+    if sources is not None:
+        n_sources, source_cause = len(sources), "-sourcefile"
+    else:
+        steps = [steps[0] for steps in _source_steps(s)]
+        n_sources, source_cause = math.prod(steps), "-hdivsteps/-vdivsteps/-dispsteps"
+    if s.oversample > 0:
+        subpixel_cause = "-oversample"
+    else:
+        subpixel_cause = ("-oversample: automatic oversampling chose %d for a %g um crystal: give -oversample"
+                          % (oversample, xtalsize * 1e6))
+    budget.check_work({
+        "pixels": (max(pixels, 1), "-detpixels/-roi"),
+        "sensor layers": (detector.thicksteps, "-detector_thicksteps"),
+        "subpixels": (float(oversample) ** 2, subpixel_cause),
+        "sources": (n_sources, source_cause),
+        "phi steps": (phisteps, "-phisteps/-osc/-phistep"),
+        "mosaic domains": (domains, "-mosaic_domains"),
+    })
+    walked = (s.trace_pixel is not None) + (0 if not s.printout else 1 if s.printout_fpixel >= 0 else max(pixels, 1))
+    if walked:  # -trace_pixel and -printout walk each of their pixels' samples in Python: ~1e4 x the cost
+        cause = "-printout/-printout_pixel/-trace_pixel"
+        budget.check_work({"traced pixels": (walked, cause), "Python cost per sample": (1e4, cause),
+                           "samples per pixel": (float(oversample) ** 2 * detector.thicksteps * n_sources
+                                                 * phisteps * domains, cause)})
+    budget.check_memory(float(oversample) ** 2 * detector.thicksteps * BYTES_PER_SUBPIXEL, subpixel_cause,
+                        "%d x %d sub-pixels x %d layers per pixel" % (oversample, oversample, detector.thicksteps))
+    # sources and orientations are generated one by one in Python and kept per item: bound them
+    # even when a one-pixel ROI keeps the work small
+    items = {"-hdivsteps/-vdivsteps/-dispsteps" if sources is None else "-sourcefile": ("sources", n_sources),
+             "-phisteps/-mosaic_domains": ("orientations", float(phisteps) * domains)}
+    cause, (what, count) = max(items.items(), key=lambda item: item[1][1])
+    budget.check_memory(count * BYTES_PER_ITEM, cause, "%.3g %s" % (count, what))
 
 
 def _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) -> Detector:
@@ -270,6 +355,8 @@ def _reciprocal_from_cell(s, log):
         raise InputError("-cell: impossible unit cell angles %g %g %g (no such parallelepiped)"
                          % (alpha * RTD, beta * RTD, gamma * RTD))
     V_cell = 2.0 * a * b * c * math.sqrt(skew)
+    if not 0.0 < V_cell < math.inf:
+        raise InputError("-cell: the cell volume %g A^3 is not a usable number (edges %g %g %g A)" % (V_cell, a, b, c))
     V_star = 1.0 / V_cell
     a_star = b * c * math.sin(alpha) * V_star
     b_star = c * a * math.sin(beta) * V_star
@@ -291,12 +378,29 @@ def _reciprocal_from_cell(s, log):
     return vectors, (a, b, c), V_cell
 
 
-def _read_matrix(path, lambda0):
+def _read_text_lines(flag, path) -> list[str]:
+    """A text input file's lines; any bytes are read (Latin-1), a missing file or a directory refused."""
     try:
-        with open(path) as fh:
-            numbers = [float(x) for x in fh.read().split()[:9]]
-    except (OSError, ValueError) as exc:
-        raise InputError(f"-mat: cannot read orientation matrix '{path}' ({exc.__class__.__name__})") from None
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise InputError(f"{flag}: cannot read '{path}' ({exc.strerror})") from None
+    return data.decode("latin-1").splitlines()
+
+
+def _read_matrix(path, lambda0):
+    numbers = []
+    for number, line in enumerate(_read_text_lines("-mat", path), start=1):
+        for token in line.split():
+            if len(numbers) == 9:
+                break
+            try:
+                value = float(token)
+            except ValueError:
+                raise InputError(f"-mat: '{path}' line {number}: expected a number, got {token[:20]!r}") from None
+            if not math.isfinite(value):
+                raise InputError(f"-mat: '{path}' line {number}: {token[:20]!r} is not a finite number")
+            numbers.append(value)
     if len(numbers) < 9:
         raise InputError(f"-mat: '{path}' holds fewer than 9 numbers")
     m = np.array(numbers).reshape(3, 3)
@@ -418,7 +522,9 @@ def _compare_cells(log, crystal, file_sf, length_tol=0.002, angle_tol=0.1):
             % (" ".join("%g" % v for v in ours), " ".join("%g" % v for v in theirs)))
 
 
-def _load_structure_factors(s, log, crystal, workdir, file_sf=None) -> StructureFactors:
+def _load_structure_factors(s, log, crystal, workdir, budget, file_sf=None):
+    """(StructureFactors, grid to cache in the dump file or None): the dump is written by the caller,
+    after every other input was accepted."""
     interpolate = s.interpolate
     if interpolate > 1:
         # nanoBragg decides before -xtalsize and the N >= 1 clamp are applied
@@ -426,11 +532,12 @@ def _load_structure_factors(s, log, crystal, workdir, file_sf=None) -> Structure
         log("auto-selected tricubic interpolation of structure factors" if interpolate
             else "auto-selected no interpolation")
     dump_path = os.path.join(workdir, s.dumpfilename)
-    grid = None
+    grid = new_dump = None
+    max_bytes = budget.max_memory / 2   # the grid and the renderer's copy of it
     if s.hklfilename is None:
-        if os.path.exists(dump_path):
+        if os.path.isfile(dump_path):
             log("reading Fs from %s" % s.dumpfilename)
-            grid = hkl.read_fdump(dump_path)
+            grid = _with_flag("-dump", hkl.read_fdump, dump_path, max_bytes=max_bytes)
         elif s.default_F == 0.0:
             raise InputError("no structure factors: give -hkl FILE, keep an Fdump.bin, or set -default_F")
     else:
@@ -440,36 +547,54 @@ def _load_structure_factors(s, log, crystal, workdir, file_sf=None) -> Structure
             _compare_cells(log, crystal, file_sf)
             grid, warnings = file_sf.grid, []
         else:
-            grid, warnings = hkl.read_hkl_text(s.hklfilename, s.default_F)
+            grid, warnings = _with_flag("-hkl", hkl.read_hkl_text, s.hklfilename, s.default_F,
+                                        max_bytes=max_bytes)
+        _with_flag("-hkl", hkl.refuse_unusable, s.hklfilename, grid)
         for line in warnings:
             log(line)
-        try:
-            hkl.write_fdump(dump_path, grid)
-            log("writing dump file for next time: %s" % s.dumpfilename)
-        except OSError:
-            log("WARNING: unable to open dump file: %s" % s.dumpfilename)
+        new_dump = grid
     if grid is None or grid.count == 0:
         interpolate = 0
-    return StructureFactors(grid=grid, default_F=s.default_F, interpolate=bool(interpolate))
+    return StructureFactors(grid=grid, default_F=s.default_F, interpolate=bool(interpolate)), new_dump
+
+
+def _with_flag(flag, reader, *args, **kwargs):
+    """Call a file reader; its InputError (which names the file) gets the flag in front."""
+    try:
+        return reader(*args, **kwargs)
+    except InputError as exc:
+        raise InputError(f"{flag}: {exc}") from None
+
+
+def _write_dump(s, log, workdir, grid) -> None:
+    try:
+        hkl.write_fdump(os.path.join(workdir, s.dumpfilename), grid)
+        log("writing dump file for next time: %s" % s.dumpfilename)
+    except OSError:
+        log("WARNING: unable to open dump file: %s" % s.dumpfilename)
+
+
+def _mosaic_domains(s):
+    """nanoBragg's rule for (mosaic domains, spread) and the warning it prints (or None)."""
+    domains, spread = s.mosaic_domains, s.mosaic_spread
+    if domains <= 0:
+        if spread < 0.0:
+            return 1, 0.0, None
+        if spread == 0.0:
+            return 1, spread, None
+        return 10, spread, "WARNING: finite mosaicity with only one domain! upping to 10 mosaic domains"
+    if spread < 0.0:
+        return 1, 0.0, "WARNING: no mosaic spread specified.  setting mosaic_domains = 1"
+    if spread == 0.0:
+        return 1, spread, "WARNING: zero mosaic spread specified.  setting mosaic_domains = 1"
+    return domains, spread, None
 
 
 def _build_goniometer(s, log, detector) -> Goniometer:
     phisteps, osc, phistep = _phi_steps(s)
-    domains, spread = s.mosaic_domains, s.mosaic_spread
-    if domains <= 0:
-        if spread < 0.0:
-            domains, spread = 1, 0.0
-        elif spread == 0.0:
-            domains = 1
-        else:
-            log("WARNING: finite mosaicity with only one domain! upping to 10 mosaic domains")
-            domains = 10
-    elif spread < 0.0:
-        log("WARNING: no mosaic spread specified.  setting mosaic_domains = 1")
-        domains, spread = 1, 0.0
-    elif spread == 0.0:
-        log("WARNING: zero mosaic spread specified.  setting mosaic_domains = 1")
-        domains = 1
+    domains, spread, warning = _mosaic_domains(s)
+    if warning:
+        log(warning)
     stream = rng.Ran1Stream(s.mosaic_seed)
     umats = np.stack([rng.mosaic_rotation_umat(spread, stream) for _ in range(domains)])
     umats[0] = np.eye(3)  # nanoBragg keeps one domain exactly aligned
@@ -483,16 +608,18 @@ def _read_sources(path, beam_vector, source_distance, lambda0):
     """Source file: columns X Y Z weight lambda (missing -> along -beam at source_distance, 1, lambda0)."""
     delimiters = " \t,;:!"
     rows = []
-    try:
-        with open(path) as fh:
-            for line in fh:
-                tokens = [t for t in _split_any(line, delimiters) if t]
-                if not tokens:
-                    continue
-                values = [c_atof(t) for t in tokens[:5]]
-                rows.append(values + [math.nan] * (5 - len(values)))
-    except OSError:
-        raise InputError(f"-sourcefile: cannot open '{path}'") from None
+    for number, line in enumerate(_read_text_lines("-sourcefile", path), start=1):
+        tokens = [t for t in _split_any(line, delimiters) if t]
+        if not tokens:
+            continue
+        values = [c_atof(t) for t in tokens[:5]]
+        if not all(math.isfinite(v) for v in values):
+            raise InputError(f"-sourcefile: '{path}' line {number}: values must be finite numbers")
+        if len(values) > 3 and values[3] < 0.0:
+            raise InputError(f"-sourcefile: '{path}' line {number}: negative weight {values[3]:g}")
+        if len(values) > 4 and values[4] <= 0.0:
+            raise InputError(f"-sourcefile: '{path}' line {number}: wavelength must be positive, got {values[4]:g}")
+        rows.append(values + [math.nan] * (5 - len(values)))
     if not rows:
         raise InputError(f"-sourcefile: no sources in '{path}'")
     table = np.array(rows, dtype=float)
@@ -509,24 +636,26 @@ def _split_any(text, delimiters):
     return text.split()
 
 
-def _build_beam(s, log, detector, fluence) -> Beam:
+def _source_steps(s):
+    """(count, range, step) of horizontal divergence, vertical divergence and dispersion."""
+    steps = []
+    for count, span, step in ((s.hdivsteps, s.hdivrange, s.hdivstep), (s.vdivsteps, s.vdivrange, s.vdivstep),
+                              (s.dispsteps, s.dispersion, s.dispstep)):
+        count, span, step = auto_steps(count, span, step, span_for_count_only=1.0)
+        steps.append((1, 0.0, 0.0) if span <= 0.0 or step <= 0.0 or count <= 0 else (count, span, step))
+    return steps
+
+
+def _build_beam(s, log, detector, fluence, table=None) -> Beam:
     beam_vector = detector.beam_vector
     polar_vector = _nonzero_vector(s.polar_vector if detector.convention == "CUSTOM"
                                    else CONVENTIONS[detector.convention]["polar"], "-polar_vector")
     vert_vector, _ = unit(np.cross(beam_vector, polar_vector))
-    if s.sourcefilename is not None:
-        table = _read_sources(s.sourcefilename, beam_vector, s.source_distance, s.lambda0)
+    if table is not None:
         positions, weights, wavelengths = table[:, :3], table[:, 3], table[:, 4]
     else:
-        hdivsteps, hdivrange, hdivstep = auto_steps(s.hdivsteps, s.hdivrange, s.hdivstep, span_for_count_only=1.0)
-        vdivsteps, vdivrange, vdivstep = auto_steps(s.vdivsteps, s.vdivrange, s.vdivstep, span_for_count_only=1.0)
-        dispsteps, dispersion, dispstep = auto_steps(s.dispsteps, s.dispersion, s.dispstep, span_for_count_only=1.0)
-        if hdivrange <= 0.0 or hdivstep <= 0.0 or hdivsteps <= 0:
-            hdivsteps, hdivrange, hdivstep = 1, 0.0, 0.0
-        if vdivrange <= 0.0 or vdivstep <= 0.0 or vdivsteps <= 0:
-            vdivsteps, vdivrange, vdivstep = 1, 0.0, 0.0
-        if dispersion <= 0.0 or dispstep <= 0.0 or dispsteps <= 0:
-            dispsteps, dispersion, dispstep = 1, 0.0, 0.0
+        (hdivsteps, hdivrange, hdivstep), (vdivsteps, vdivrange, vdivstep), (dispsteps, dispersion, dispstep) = \
+            _source_steps(s)
         positions, wavelengths = [], []
         for hdiv_tic in range(hdivsteps):
             for vdiv_tic in range(vdivsteps):
@@ -547,6 +676,9 @@ def _build_beam(s, log, detector, fluence) -> Beam:
         positions = np.array(positions).reshape(-1, 3)
         wavelengths = np.array(wavelengths)
         weights = np.full(len(wavelengths), 1.0 / max(len(wavelengths), 1))
+    if not len(wavelengths):
+        raise InputError("-divsteps/-hdivsteps/-vdivsteps: the elliptical trimming of the divergence grid (-round_div) "
+                         "leaves no source: give more steps or -square_div")
     log("  created a total of %d sources:" % len(wavelengths))
     for p, w, lam in zip(positions, weights, wavelengths):
         log("%g %g %g   %g %g" % (p[0], p[1], p[2], w, lam))
