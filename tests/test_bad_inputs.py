@@ -312,7 +312,7 @@ def test_raising_the_limit_lets_a_refused_render_run(tmp_path, monkeypatch, caps
 def test_a_failed_write_leaves_no_output_and_names_the_users_path(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
 
-    def disk_full(path, *args):
+    def disk_full(path, *args, **kwargs):
         raise OSError(28, "No space left on device", path)
 
     monkeypatch.setattr(cli.smv, "write_smv", disk_full)
