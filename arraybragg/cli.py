@@ -9,7 +9,7 @@ import warnings
 from typing import Optional, Sequence
 
 from . import __version__, flags, outputs, progress, smv
-from .errors import InputError
+from .errors import InputError, report_failures
 from .accumulation import Renderer
 from .setup import RTD, build_simulation
 from .validation import check_image
@@ -204,21 +204,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _main(argv: Sequence[str]) -> int:
-    try:
-        return run(argv)
-    except InputError as exc:
-        sys.stderr.write("arraybragg: error: %s\n" % exc)
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("arraybragg: interrupted\n")
-        return 130
-    except MemoryError:  # a safety net: the --max-memory estimate should refuse such runs first
-        sys.stderr.write("arraybragg: error: out of memory: lower the detector size, -oversample or the step "
-                         "counts (or --max-memory)\n")
-        return 2
-    except OSError as exc:
-        sys.stderr.write("arraybragg: error: %s: %s\n" % (getattr(exc, "filename", "") or "I/O", exc.strerror or exc))
-        return 1
+    # MemoryError is a safety net: the --max-memory estimate should refuse such runs first
+    return report_failures("arraybragg", run, argv,
+                           out_of_memory="lower the detector size, -oversample or the step counts (or --max-memory)")
 
 
 if __name__ == "__main__":

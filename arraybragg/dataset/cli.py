@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from ..errors import InputError
+from ..errors import InputError, report_failures
 from .engine import run_dataset
 from .export import FORMATS, export_frames, parse_frames
 from .spec import load_spec
@@ -61,19 +61,8 @@ def run(argv: Sequence[str], out=None) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        return run(argv)
-    except InputError as exc:
-        sys.stderr.write("arraybragg-dataset: error: %s\n" % exc)
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("arraybragg-dataset: interrupted (finished frames are kept; re-run to resume)\n")
-        return 130
-    except OSError as exc:
-        sys.stderr.write("arraybragg-dataset: error: %s: %s\n" % (getattr(exc, "filename", "") or "I/O",
-                                                                  exc.strerror or exc))
-        return 1
+    return report_failures("arraybragg-dataset", run, sys.argv[1:] if argv is None else argv,
+                           interrupted="interrupted (finished frames are kept; re-run to resume)")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..backend import keep_freed_host_memory
-from ..errors import InputError
+from ..errors import InputError, report_failures
 from ..outputs import atomic_write
 from ..response import DetectorResponse, apply_response
 from ..response.defects import Defects
@@ -358,15 +358,7 @@ def run(argv: Sequence[str], out=None) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        return run(argv)
-    except InputError as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted\n")
-        return 130
+    return report_failures(PROG, run, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
