@@ -616,7 +616,10 @@ class Renderer:
             _FORKED_WORK = (self, indices, image)
             try:
                 with multiprocessing.get_context("fork").Pool(self.threads) as pool:
-                    yield from pool.imap_unordered(_render_forked_range, ranges, chunksize=4)
+                    # several tiles per task for many small tiles; one per task when there are few,
+                    # so that the workers finish together
+                    chunksize = max(1, min(4, len(ranges) // (8 * self.threads)))
+                    yield from pool.imap_unordered(_render_forked_range, ranges, chunksize=chunksize)
             finally:
                 _FORKED_WORK = None
         elif self._parallel(len(ranges)):
