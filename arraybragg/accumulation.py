@@ -579,8 +579,6 @@ class Renderer:
         column = None
         if first_loop is not None and first <= first_loop[0] < stop:
             column = (first_loop[0] - first) * self.evaluations_per_pixel + first_loop[1]
-        if not self.interpolation.switch_off:
-            self.interpolation.warning = None  # each tile reports its own first miss
         with self.backend.quiet():
             values, omega = self._tile(indices[first:stop], first_column=column)
             values = self.backend.to_numpy(self.xp.astype(values, self.xp.float32))
@@ -589,6 +587,7 @@ class Renderer:
             image[lo:lo + stop - first] = values
         else:
             image[indices[first:stop]] = values
+        # each tile reports its own first interpolation miss (the render keeps the first in raster order)
         warning, self.interpolation.warning = self.interpolation.warning, None
         return first, stop, self._omega_total(omega), warning
 
