@@ -8,9 +8,7 @@ naming the flag or file, exit status 2, and no output file is written.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
 import sys
 import time
@@ -21,7 +19,7 @@ import numpy as np
 
 from ..backend import keep_freed_host_memory
 from ..errors import InputError, report_failures
-from ..outputs import atomic_write
+from ..outputs import StagedOutputs
 from ..response import DetectorResponse, apply_response
 from ..response.defects import Defects
 from ..response.files import NoisifyHeader, pgm_bytes, smv_bytes, smv_header_bytes
@@ -295,17 +293,14 @@ def response_of(settings: NoisifySettings, frame: Frame) -> DetectorResponse:
 
 
 def _write_all(files: list[tuple[str, bytes]]) -> None:
-    """Write every file or none: on a failure the ones already written are removed."""
-    done = []
+    """Write every file or none (``outputs.StagedOutputs``), a failure reported as bad input naming the file."""
     try:
-        for path, data in files:
-            atomic_write(path, data)
-            done.append(path)
+        with StagedOutputs() as staged:
+            for path, data in files:
+                with open(staged.stage(path), "wb") as stream:
+                    stream.write(data)
     except OSError as exc:
-        for written in done:
-            with contextlib.suppress(OSError):
-                os.unlink(written)
-        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise InputError(f"{exc.filename}: cannot write ({exc.strerror or exc})") from None
 
 
 def _settings_lines(settings: NoisifySettings, frame: Frame) -> list[str]:
