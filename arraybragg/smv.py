@@ -70,7 +70,11 @@ class SMVImage:
     data: np.ndarray
 
 
-def format_smv_header(fields: SMVHeader, c_parity: bool = False) -> bytes:
+# pixel dtype -> SMV TYPE (nanoBragg writes unsigned_short; 32-bit detector-response images long_integer)
+PIXEL_TYPES = {np.dtype(np.uint16): "unsigned_short", np.dtype(np.uint32): "long_integer"}
+
+
+def format_smv_header(fields: SMVHeader, c_parity: bool = False, pixel_type: str = "unsigned_short") -> bytes:
     """Header bytes: nanoBragg's keys, values (``%g``) and order, space-padded to HEADER_BYTES.
 
     HEADER_BYTES is the smallest multiple of 512 that holds the text.  With
@@ -78,20 +82,20 @@ def format_smv_header(fields: SMVHeader, c_parity: bool = False) -> bytes:
     """
     size = HEADER_BYTES
     while True:
-        text = _header_lines(fields, size)
+        text = _header_lines(fields, size, pixel_type)
         if c_parity or len(text) <= size:
             return text.ljust(size, b" ")
         size += HEADER_BYTES
 
 
-def _header_lines(fields: SMVHeader, header_bytes: int) -> bytes:
+def _header_lines(fields: SMVHeader, header_bytes: int, pixel_type: str) -> bytes:
     g = c_format_g
     lines = [
         "{",
         f"HEADER_BYTES={header_bytes};",
         "DIM=2;",
         f"BYTE_ORDER={NATIVE_BYTE_ORDER};",
-        "TYPE=unsigned_short;",
+        f"TYPE={pixel_type};",
         f"SIZE1={int(fields.fpixels)};",
         f"SIZE2={int(fields.spixels)};",
         f"PIXEL_SIZE={g(fields.pixel_size_mm)};",
@@ -120,12 +124,14 @@ def _header_lines(fields: SMVHeader, header_bytes: int) -> bytes:
 
 
 def write_smv(path, image, header: SMVHeader, c_parity: bool = False) -> None:
-    """Write a uint16 image of shape (spixels, fpixels) as an SMV file, atomically
-    (``c_parity``: the header bytes of the C, see ``format_smv_header``)."""
-    pixels = np.ascontiguousarray(image, dtype=np.uint16)
+    """Write an image of shape (spixels, fpixels) as an SMV file, atomically: uint32 pixels as
+    long_integer, any other as unsigned_short (``c_parity``: the C's header bytes, see
+    ``format_smv_header``)."""
+    dtype = np.dtype(np.uint32) if np.asarray(image).dtype == np.uint32 else np.dtype(np.uint16)
+    pixels = np.ascontiguousarray(image, dtype=dtype)
     if pixels.shape != (header.spixels, header.fpixels):
         raise ValueError(f"image shape {pixels.shape} does not match header {(header.spixels, header.fpixels)}")
-    atomic_write(path, format_smv_header(header, c_parity), pixels)
+    atomic_write(path, format_smv_header(header, c_parity, PIXEL_TYPES[dtype]), pixels)
 
 
 def _header_text(raw: bytes) -> str:

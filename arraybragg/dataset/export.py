@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 from typing import Iterable, Sequence
 
-import numpy as np
-
 from .. import outputs, smv
 from ..accumulation import compute_stats
 from ..cli import smv_header_for
@@ -61,16 +59,6 @@ def export_frames(out, frames: Iterable[int], dest, formats: Sequence[str] = FOR
             smv.write_smv(stem + ".img", outputs.int_image(image, scale, base.adc_offset, sim.sampling.roi), header)
             written.append(stem + ".img")
         if "noise" in formats:
-            _write_noise(stem + "_noise.img", noise, header)
+            smv.write_smv(stem + "_noise.img", noise, header)  # long_integer for a 32-bit [response]
             written.append(stem + "_noise.img")
     return written
-
-
-def _write_noise(path: str, noise, header) -> None:
-    """The noise image as SMV: unsigned_short, or long_integer for a [response] with bits = 32."""
-    if noise.dtype == "uint16":
-        smv.write_smv(path, noise, header)
-        return
-    text = smv.format_smv_header(header)
-    text = text.replace(b"TYPE=unsigned_short;", b"TYPE=long_integer;").ljust(len(text), b" ")
-    outputs.atomic_write(path, text, np.ascontiguousarray(noise, dtype=np.uint32))
