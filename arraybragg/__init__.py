@@ -10,10 +10,10 @@ Typical use::
 """
 from .backend import get_backend, get_policy
 from .errors import InputError
-from .flags import parse_args
-from .models import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
-from .accumulation import RenderResult, Renderer, render
-from .setup import build_simulation
+from .io.flags import parse_args
+from .models.lab import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
+from .models.nanobragg import build_simulation
+from .render.renderer import RenderResult, Renderer, render
 
 __version__ = "0.1.0"
 

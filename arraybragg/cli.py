@@ -8,11 +8,16 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from . import __version__, flags, outputs, progress, smv
+from . import __version__
+from .io import flags, smv
+from .outputs import images as outputs
+from .render import progress
 from .errors import InputError, report_failures
-from .accumulation import Renderer
-from .setup import RTD, build_simulation
-from .validation import check_image
+from .io.files import StagedOutputs
+from .outputs.headers import smv_header_for
+from .render.renderer import Renderer
+from .models.nanobragg import build_simulation
+from .models.validation import check_image
 
 
 _OUTPUT_FLAGS = (("-floatfile", "floatfilename", None), ("-intfile", "intfilename", None),
@@ -57,22 +62,6 @@ def check_paths(settings) -> None:
             raise InputError(f"{flag}: '{path}': permission denied")
 
 
-def smv_header_for(sim) -> smv.SMVHeader:
-    """Header values nanoBragg writes into its SMV files."""
-    d, g = sim.detector, sim.goniometer
-    return smv.SMVHeader(
-        fpixels=d.fpixels, spixels=d.spixels, pixel_size_mm=d.pixel_size * 1000.0,
-        distance_mm=d.distance * 1000.0, wavelength_A=sim.beam.lambda0 * 1e10,
-        beam_center_x_mm=d.Xbeam * 1000.0, beam_center_y_mm=d.Ybeam * 1000.0,
-        adxv_center_x_mm=d.Fbeam * 1000.0, adxv_center_y_mm=(d.detsize_s - d.Sbeam) * 1000.0,
-        mosflm_center_x_mm=(d.Sbeam - 0.5 * d.pixel_size) * 1000.0,
-        mosflm_center_y_mm=(d.Fbeam - 0.5 * d.pixel_size) * 1000.0,
-        denzo_x_beam_mm=d.Sbeam * 1000.0, denzo_y_beam_mm=d.Fbeam * 1000.0,
-        dials_origin_mm=tuple(float(v) for v in d.dials_origin_mm), xds_orgx=d.ORGX, xds_orgy=d.ORGY,
-        close_distance_mm=d.close_distance * 1000.0, phi_deg=g.phi0 * RTD, osc_start_deg=g.phi0 * RTD,
-        osc_range_deg=g.osc * RTD, twotheta_deg=d.twotheta * RTD)
-
-
 def run(argv: Sequence[str], out=None, err=None) -> int:
     """Parse, render and write like nanoBragg; returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -89,7 +78,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     log = lambda line="": out.write(line + "\n")
     check_paths(settings)
     if settings.pngfilename:  # a bad colour map fails before the render, not after
-        from . import imagefiles
+        from .outputs import imagefiles
         imagefiles.check_png_options(settings.png_scale, settings.png_cmap)
     log("arraybragg: nanoBragg nanocrystal diffraction simulator on the array API")
     sim = build_simulation(settings, log=log)
@@ -98,7 +87,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     show_progress = settings.progress_meter and err.isatty() and not settings.printout
     result = renderer.render(progress=progress.terminal_progress(err) if show_progress else None)
     if settings.trace_pixel is not None or settings.printout:
-        from . import trace  # only for -trace_pixel / -printout: keeps start-up short
+        from .render import trace  # only for -trace_pixel / -printout: keeps start-up short
         for line in trace.report_lines(settings, sim, result.image):
             log(line)
     for line in result.log:
@@ -107,7 +96,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     log("solid angle subtended by detector = %g steradian ( %g%% sphere)"
         % (stats.omega_sum / sim.steps, 100 * stats.omega_sum / sim.steps / 4 / math.pi))
     check_image(result.image)
-    with outputs.StagedOutputs() as staged:
+    with StagedOutputs() as staged:
         _write_outputs(settings, sim, result, staged.stage, log)
     log("render took %.3f s (%s, %s, %d threads)" % (result.seconds, renderer.backend.name, renderer.policy.name,
                                                       renderer.threads))
@@ -156,7 +145,7 @@ def _write_extra_images(settings, sim, log, stage, image, int_pixels, noise) -> 
     """-cbffile, -nexusfile and -pngfile (formats nanoBragg does not write)."""
     if not (settings.cbffilename or settings.nexusfilename or settings.pngfilename):
         return
-    from . import imagefiles  # fabio, h5py and matplotlib only when asked for
+    from .outputs import imagefiles  # fabio, h5py and matplotlib only when asked for
     if settings.cbffilename:
         imagefiles.write_cbf(stage(settings.cbffilename), int_pixels, sim, exposure_s=settings.exposure,
                              name_as=settings.cbffilename)

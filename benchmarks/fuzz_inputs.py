@@ -39,7 +39,7 @@ import traceback
 import numpy as np
 
 from arraybragg import cli
-from arraybragg.flags import FLAG_TABLE
+from arraybragg.io.flags import FLAG_TABLE
 
 BASE = "-cell 100 100 100 90 90 90 -N 3 -detpixels 12 -nopgm".split()
 OUTPUT_NAMES = ["out.bin", "a.img", "in.hkl", "sub/x.img", ".", "Fdump.bin", "b.pgm"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from arraybragg import build_simulation, parse_args
-from arraybragg.accumulation import Renderer
+from arraybragg.render.renderer import Renderer
 
 # a triclinic crystal, fine phi slicing over 0.5 degrees: many h cross a half-integer within the sweep
 SWEEP = ("-cell 70 80 90 75 85 95 -misset 10 20 30 -hkl small.hkl -N 12 -lambda 1 -distance 100 "

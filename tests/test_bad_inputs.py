@@ -362,7 +362,7 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing(tmp_path):
 def test_the_python_api_names_the_field(tmp_path):
     from arraybragg import build_simulation
     from arraybragg.errors import InputError
-    from arraybragg.flags import Settings
+    from arraybragg.io.flags import Settings
 
     s = Settings(user_cell=True, cell_a=100.0, default_F=1.0, fpixels=16, spixels=16, distance=-0.1)
     with pytest.raises(InputError) as info:

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import REPO, image_mismatch
 
-from arraybragg import cli, smv
+from arraybragg import cli
+from arraybragg.io import smv
 
 SMALL = "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -lambda 1 -distance 100 -detpixels 48"
 DEFAULT_NAMES = ("floatimage.bin", "intimage.img", "image.pgm", "noiseimage.img")

@@ -33,7 +33,7 @@ def _params():
     return params or [pytest.param(None, marks=pytest.mark.skip(reason=NO_REFERENCE))]
 
 
-# --- file parsers (independent of arraybragg.smv) ----------------------------------------------
+# --- file parsers (independent of arraybragg.io.smv) ----------------------------------------------
 
 def parse_smv(raw: bytes) -> tuple[dict[str, str], np.ndarray]:
     """(header KEY -> value text, uint16 pixels (SIZE2, SIZE1)) of an SMV file.
@@ -144,7 +144,7 @@ def _corpus_case(name):
 def test_sup_roi_default_int_image_opens_in_fabio_and_our_reader(tmp_path, monkeypatch):
     """nanoBragg's Pilatus-size header is 517 bytes declared as 512; ours declares 1024 and is padded."""
     fabio = pytest.importorskip("fabio")
-    from arraybragg import smv
+    from arraybragg.io import smv
 
     case = _corpus_case("sup_roi")
     reference_raw = case.read_bytes("int.img.gz")
@@ -163,7 +163,7 @@ def test_sup_roi_default_int_image_opens_in_fabio_and_our_reader(tmp_path, monke
 
 
 def test_sup_roi_c_parity_int_image_keeps_the_c_header(tmp_path, monkeypatch):
-    from arraybragg import smv
+    from arraybragg.io import smv
 
     case = _corpus_case("sup_roi")
     link_inputs(tmp_path)

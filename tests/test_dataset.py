@@ -13,7 +13,7 @@ pytest.importorskip("distributed")
 pytest.importorskip("zarr")
 
 import arraybragg  # noqa: E402
-from arraybragg import smv  # noqa: E402
+from arraybragg.io import smv  # noqa: E402
 from arraybragg.dataset import (build_base, export_frames, finished_frames, frame_simulation, load_labels,  # noqa: E402
                                 load_spec, read_frame, render_frame, run_dataset, spec_from_dict)
 from arraybragg.dataset import cli as dataset_cli  # noqa: E402
@@ -329,7 +329,7 @@ def test_a_bad_response_table_in_a_file_names_file_and_key(tmp_path, capsys):
 
 
 def test_response_frame_equals_apply_response_with_the_frames_seeds():
-    from arraybragg.accumulation import Renderer
+    from arraybragg.render.renderer import Renderer
     from arraybragg.response import PSF, DetectorResponse, apply_response
     spec = with_response(jitter={"fluence": 0.3})
     base = build_base(spec)

@@ -8,7 +8,7 @@ import pytest
 from conftest import NO_REFERENCE, REFERENCE, corpus_cases, link_inputs, write_smooth_hkl
 
 from arraybragg import build_simulation, parse_args
-from arraybragg.accumulation import Renderer
+from arraybragg.render.renderer import Renderer
 
 TRICLINIC = ("-cell 70 80 90 75 85 95 -default_F 100 -N 5 -lambda 1 -distance 100 -pixel 0.1 -detpixels 48 "
              "-misset 10 20 30 -twotheta 12 -hdivrange 0.2 -hdivsteps 2 -oversample 2")
@@ -102,7 +102,7 @@ def test_tricubic_of_a_cubic_grid_is_exact(tmp_path, monkeypatch, dtype):
 
 def _walked_values(args, pixels):
     """Pixel values from the scalar trace walker (per evaluation, no grouping of orientations)."""
-    from arraybragg.trace import walker_at
+    from arraybragg.render.trace import walker_at
 
     sim = build_simulation(parse_args(args.split()))
     return {(s, f): walker_at(sim, f, s).walk(f, s).pixel_value for s, f in pixels}

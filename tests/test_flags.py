@@ -1,4 +1,4 @@
-"""nanoBragg command line -> Settings (arraybragg.flags)."""
+"""nanoBragg command line -> Settings (arraybragg.io.flags)."""
 import json
 import math
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from arraybragg.errors import InputError
-from arraybragg.flags import FLAG_TABLE, RTD, Settings, parse_args, usage_text
+from arraybragg.io.flags import FLAG_TABLE, RTD, Settings, parse_args, usage_text
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("ARRAYBRAGG_REFERENCE", REPO.parent / "shared" / "reference"))

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from arraybragg import hkl, setup, smv
-from arraybragg.accumulation import render
+from arraybragg.io import hkl
+from arraybragg.models import nanobragg as setup
+from arraybragg.io import smv
+from arraybragg.render.renderer import render
 from arraybragg.errors import InputError
-from arraybragg.flags import FLAG_TABLE, parse_args
-from arraybragg.validation import check_image
+from arraybragg.io.flags import FLAG_TABLE, parse_args
+from arraybragg.models.validation import check_image
 
 FLAGS = sorted(name for spec in FLAG_TABLE for name in spec.names if name not in ("-h", "--help", "--version"))
 FILE_FLAGS = {"-hkl", "-mat", "-img", "-mask", "-sourcefile", "-dump", "-stol", "-4stol", "-Q", "-stolout",

@@ -1,4 +1,4 @@
-"""Settings -> models (arraybragg.setup.build_simulation): geometry, conventions, automatic sampling."""
+"""Settings -> models (arraybragg.models.nanobragg.build_simulation): geometry, conventions, automatic sampling."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import pytest
 
 from arraybragg import build_simulation, parse_args, render
 from arraybragg.errors import InputError
-from arraybragg.geometry import rotate_xyz
+from arraybragg.models.vectors import rotate_xyz
 
 CUBE = "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -lambda 1 -distance 100 -pixel 0.1 -detpixels 64"
 R_E_SQR = 7.94079248018965e-30
@@ -430,7 +430,7 @@ def test_c_parity_carry_over_starts_at_the_first_loop_dmin_keeps(tmp_path, monke
 @pytest.mark.parametrize("roi", ["", "-roi 3 9 2 6", "-roi 0 15 4 4", "-roi 5 16 -1 16"])
 @pytest.mark.parametrize("tile", [1, 5, 16, 1000])
 def test_rendered_pixels_match_the_roi_in_raster_order(roi, tile, tmp_path, monkeypatch):
-    from arraybragg.accumulation import RenderedPixels
+    from arraybragg.render.renderer import RenderedPixels
 
     monkeypatch.chdir(tmp_path)
     sim = build_simulation(parse_args(f"-cell 100 100 100 90 90 90 -default_F 1 -detpixels 16 {roi}".split()))

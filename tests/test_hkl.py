@@ -1,4 +1,4 @@
-"""Structure factors (arraybragg.hkl): HKL text read with the C's fscanf rules, Fdump.bin.
+"""Structure factors (arraybragg.io.hkl): HKL text read with the C's fscanf rules, Fdump.bin.
 
 Expected Fdump digests are those of the Fdump.bin the C program wrote for the same files
 (little-endian x86-64), so they pin the grid, limits and layout byte for byte.
@@ -12,7 +12,7 @@ import pytest
 
 from conftest import NO_REFERENCE, REFERENCE
 
-from arraybragg import hkl
+from arraybragg.io import hkl
 from arraybragg.errors import InputError
 
 little_endian_only = pytest.mark.skipif(sys.byteorder != "little", reason="digests are of little-endian files")

@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from arraybragg import cli, imagefiles, progress
+from arraybragg import cli
+from arraybragg.outputs import imagefiles
+from arraybragg.render import progress
 from arraybragg.errors import InputError
 
 fabio = pytest.importorskip("fabio")
@@ -240,8 +242,8 @@ def test_failed_nexus_write_leaves_no_file(tmp_path, rendered, monkeypatch):
 
 
 def _small_sim(tmp_path, extra=()):
-    from arraybragg import flags
-    from arraybragg.setup import build_simulation
+    from arraybragg.io import flags
+    from arraybragg.models.nanobragg import build_simulation
 
     (tmp_path / "P1.hkl").write_text("1 2 3 10\n")
     settings = flags.parse_args(["-hkl", str(tmp_path / "P1.hkl"), "-cell", "50", "50", "50", "90", "90", "90",

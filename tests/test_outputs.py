@@ -1,4 +1,4 @@
-"""Image files (arraybragg.outputs): conversions as the C does them, checked on the corpus."""
+"""Image files (arraybragg.outputs.images): conversions as the C does them, checked on the corpus."""
 import os
 import stat
 
@@ -7,7 +7,8 @@ import pytest
 
 from conftest import NO_REFERENCE, REFERENCE, Case
 
-from arraybragg import outputs
+from arraybragg.io import cformat, files
+from arraybragg.outputs import images as outputs
 
 needs_corpus = pytest.mark.skipif(REFERENCE is None, reason=NO_REFERENCE)
 FULL = (0, 127, 0, 127)
@@ -100,13 +101,13 @@ def test_auto_scales():
 
 
 def test_c_helpers():
-    assert [outputs.c_double_to_int(v) for v in (2.9, -2.9, float("nan"), 3e9, -3e9)] == \
+    assert [cformat.c_double_to_int(v) for v in (2.9, -2.9, float("nan"), 3e9, -3e9)] == \
         [2, -2, -2147483648, -2147483648, -2147483648]
-    assert outputs.c_format_g(0.0001234567) == "0.000123457"
-    assert outputs.c_format_g(-0.0) == "-0"
-    assert outputs.c_format_g(float("inf")) == "inf"
-    assert outputs.c_format_g(-float("nan")) == "-nan"
-    assert outputs.c_format_g(float("nan")) == "nan"
+    assert cformat.c_format_g(0.0001234567) == "0.000123457"
+    assert cformat.c_format_g(-0.0) == "-0"
+    assert cformat.c_format_g(float("inf")) == "inf"
+    assert cformat.c_format_g(-float("nan")) == "-nan"
+    assert cformat.c_format_g(float("nan")) == "nan"
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -121,17 +122,17 @@ def test_write_float_image(tmp_path):
 
 def test_atomic_write_replaces_and_leaves_nothing_on_error(tmp_path):
     path = tmp_path / "out.img"
-    outputs.atomic_write(path, b"first", b" second")
+    files.atomic_write(path, b"first", b" second")
     assert path.read_bytes() == b"first second"
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
     with pytest.raises(TypeError):
-        outputs.atomic_write(path, b"partial", object())
+        files.atomic_write(path, b"partial", object())
     assert path.read_bytes() == b"first second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.img"]
     with pytest.raises(OSError):
-        outputs.atomic_write(tmp_path / "missing" / "x.img", b"data")
+        files.atomic_write(tmp_path / "missing" / "x.img", b"data")
 
 
 def test_write_pgm(tmp_path):

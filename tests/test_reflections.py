@@ -1,4 +1,4 @@
-"""-hkl MTZ / mmCIF / PDB through gemmi (arraybragg.reflections), checked against gemmi and text lists."""
+"""-hkl MTZ / mmCIF / PDB through gemmi (arraybragg.io.reflections), checked against gemmi and text lists."""
 import gzip
 import io
 import os
@@ -8,10 +8,13 @@ import pytest
 
 gemmi = pytest.importorskip("gemmi")
 
-from arraybragg import cli, flags, hkl, reflections
-from arraybragg.accumulation import render
+from arraybragg import cli
+from arraybragg.io import flags
+from arraybragg.io import hkl
+from arraybragg.io import reflections
+from arraybragg.render.renderer import render
 from arraybragg.errors import InputError
-from arraybragg.setup import build_simulation
+from arraybragg.models.nanobragg import build_simulation
 
 CELL = (30.0, 40.0, 50.0, 90.0, 90.0, 90.0)
 # a full P1 list (Friedel mates included) with integer amplitudes: exact in the MTZ's float32

@@ -6,7 +6,7 @@ import pytest
 
 from arraybragg import cli
 from arraybragg.errors import InputError
-from arraybragg.flags import parse_args
+from arraybragg.io.flags import parse_args
 from arraybragg.response import DetectorResponse, PSF, apply_response
 from arraybragg.response.from_flags import response_for
 from arraybragg.tools import noisify

@@ -1,4 +1,4 @@
-"""SMV files (arraybragg.smv): headers byte-identical to the C, reading as GetFrame, ValueOf quirks."""
+"""SMV files (arraybragg.io.smv): headers byte-identical to the C, reading as GetFrame, ValueOf quirks."""
 import math
 import sys
 
@@ -7,7 +7,7 @@ import pytest
 
 from conftest import NO_REFERENCE, REFERENCE, Case
 
-from arraybragg import smv
+from arraybragg.io import smv
 from arraybragg.errors import InputError
 
 needs_corpus = pytest.mark.skipif(REFERENCE is None, reason=NO_REFERENCE)

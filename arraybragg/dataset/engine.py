@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..accumulation import default_threads
+from ..render.renderer import default_threads
 from . import store
 from .frames import INTEGER_LABELS, Base, build_base, frame_simulation, label_names, render_frame
 from .spec import DatasetSpec

@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 from typing import Iterable, Sequence
 
-from .. import outputs, smv
-from ..accumulation import compute_stats
-from ..cli import smv_header_for
+from ..outputs import images as outputs
+from ..io import smv
+from ..render.renderer import compute_stats
+from ..outputs.headers import smv_header_for
 from ..errors import InputError
 from . import store
 from .frames import build_base, frame_simulation

@@ -22,15 +22,15 @@ from typing import Optional
 
 import numpy as np
 
-from .. import outputs
+from ..outputs import images as outputs
 from ..response import PSF, DetectorResponse, apply_response
 from ..response.defects import Defects
 from ..errors import InputError
-from ..accumulation import Renderer
-from ..flags import RTD, parse_args
-from ..geometry import axis_rotation_matrix
-from ..models import Crystal, Detector, Goniometer, Simulation
-from ..setup import build_simulation
+from ..render.renderer import Renderer
+from ..io.flags import RTD, parse_args
+from ..models.vectors import axis_rotation_matrix
+from ..models.lab import Crystal, Detector, Goniometer, Simulation
+from ..models.nanobragg import build_simulation
 from .spec import DatasetSpec
 
 # per-frame label name -> shape of one frame's value

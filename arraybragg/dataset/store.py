@@ -23,7 +23,7 @@ import shutil
 import numpy as np
 
 from ..errors import InputError
-from ..outputs import atomic_write
+from ..io.files import atomic_write
 from .spec import DatasetSpec
 
 FORMAT = "arraybragg-dataset/1"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..outputs import c_format_g
-from ..smv import HEADER_BYTES, NATIVE_BYTE_ORDER
+from ..io.cformat import c_format_g
+from ..io.smv import HEADER_BYTES, NATIVE_BYTE_ORDER
 
 __all__ = ["NoisifyHeader", "smv_header_bytes", "smv_bytes", "pgm_bytes"]
 

@@ -19,12 +19,12 @@ import numpy as np
 
 from ..backend import keep_freed_host_memory
 from ..errors import InputError, report_failures
-from ..outputs import StagedOutputs
+from ..io.files import StagedOutputs
 from ..response import DetectorResponse, apply_response
 from ..response.defects import Defects
 from ..response.files import NoisifyHeader, pgm_bytes, smv_bytes, smv_header_bytes
 from ..response.psf import PSF
-from ..smv import header_value, read_smv
+from ..io.smv import header_value, read_smv
 
 PROG = "arraybragg-noisify"
 
@@ -293,7 +293,7 @@ def response_of(settings: NoisifySettings, frame: Frame) -> DetectorResponse:
 
 
 def _write_all(files: list[tuple[str, bytes]]) -> None:
-    """Write every file or none (``outputs.StagedOutputs``), a failure reported as bad input naming the file."""
+    """Write every file or none (``io.files.StagedOutputs``), a failure reported as bad input naming the file."""
     try:
         with StagedOutputs() as staged:
             for path, data in files:

@@ -15,8 +15,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import physics
-from .backend import array_namespace, device
+from .lattice import grating_sq_from_phases
+from ..backend import array_namespace, device
 
 # an evaluation whose h comes this close (in index units) to a half-integer is redone directly
 CROSSING_MARGIN = 1e-5
@@ -87,7 +87,7 @@ class SmallRotations:
         redo = xp.any((xp.min(phases, axis=1) < -edge) | (xp.max(phases, axis=1) > edge), axis=0)
         if not self.grating_axes:
             return xp.full((N,), float(self.total_orientations), dtype=phases.dtype, device=device(phases)), redo
-        latt_sq = physics.grating_sq_from_phases([phases[i, ...] for i in self.grating_axes], self.N)
+        latt_sq = grating_sq_from_phases([phases[i, ...] for i in self.grating_axes], self.N)
         if self.weights is None:
             return xp.sum(latt_sq, axis=0), redo
         return xp.reshape(self.weights @ latt_sq, (N,)), redo

@@ -1,6 +1,6 @@
 """A terminal progress bar for renders (tqdm), as a ``progress(done, total)`` callable.
 
-:meth:`arraybragg.accumulation.Renderer.render` calls ``progress(done, total)`` with
+:meth:`arraybragg.render.renderer.Renderer.render` calls ``progress(done, total)`` with
 pixel counts as tiles finish; any callable works from Python.  The CLI passes
 :func:`terminal_progress` when stderr is a terminal and ``-noprogress`` is not given.
 """

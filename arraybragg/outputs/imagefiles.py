@@ -22,9 +22,9 @@ import os
 
 import numpy as np
 
-from .errors import InputError
-from .models import Simulation
-from .outputs import atomic_write
+from ..errors import InputError
+from ..models.lab import Simulation
+from ..io.files import atomic_write
 
 __all__ = ["beam_centre_pixels", "cbf_bytes", "write_cbf", "write_nexus", "check_png_options", "png_bytes", "write_png", "lab_to_mcstas"]
 

@@ -13,12 +13,13 @@ import os
 
 import numpy as np
 
-from . import hkl, rng
-from .errors import InputError
+from ..io import hkl
+from .. import rng
+from ..errors import InputError
 from .validation import Budget, validate_detector, validate_roi, validate_settings
-from .geometry import rotate_axis, rotate_xyz, unit
-from .models import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
-from .smv import c_atof
+from .vectors import rotate_axis, rotate_xyz, unit
+from .lab import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
+from ..io.cformat import c_atof
 
 RTD = 180.0 / math.pi
 DBL_MIN = 2.2250738585072014e-308
@@ -481,7 +482,7 @@ def _read_structure_factor_file(s, log, detector):
     """
     if s.hklfilename is None:
         return s, None
-    from . import reflections  # gemmi only when such a file is given
+    from ..io import reflections  # gemmi only when such a file is given
     kind = reflections.file_format(s.hklfilename)
     if kind == reflections.TEXT:
         if s.mtz_column is not None:

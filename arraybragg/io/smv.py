@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-from .outputs import atomic_write, c_double_to_int, c_format_g
+from ..errors import InputError
+from .files import atomic_write
+from .cformat import c_atof, c_double_to_int, c_format_g
 
 __all__ = ["SMVHeader", "SMVImage", "format_smv_header", "write_smv", "read_smv", "header_value"]
 
@@ -199,36 +199,6 @@ def read_smv(path) -> SMVImage:
     data = np.frombuffer(raw, dtype=np.uint16, count=width * height, offset=header_size).reshape(height, width)
     data = data.byteswap() if swap else data.copy()
     return SMVImage(header=header, width=width, height=height, data=data)
-
-
-_STRTOD_PREFIX = re.compile(
-    r"""[ \t\n\v\f\r]*(?P<sign>[+-]?)(?:
-        0x(?P<hex>(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?[0-9]+)?)
-      | (?P<dec>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)
-      | (?P<inf>inf(?:inity)?)
-      | (?P<nan>nan(?:\([0-9a-z_]*\))?)
-    )""",
-    re.VERBOSE | re.IGNORECASE,
-)
-
-
-def c_atof(text: str) -> float:
-    """C ``atof``: the longest numeric prefix after leading whitespace, 0.0 if there is none."""
-    match = _STRTOD_PREFIX.match(text)
-    if match is None:
-        return 0.0
-    if match["hex"] is not None:
-        try:
-            value = float.fromhex("0x" + match["hex"])
-        except OverflowError:
-            value = math.inf
-    elif match["dec"] is not None:
-        value = float(match["dec"])
-    elif match["inf"] is not None:
-        value = math.inf
-    else:
-        value = math.nan
-    return -value if match["sign"] == "-" else value
 
 
 def header_value(header: str, key: str) -> float:

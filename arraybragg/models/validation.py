@@ -19,7 +19,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["validate_settings", "validate_detector", "validate_roi", "check_image", "where", "Budget",
            "DEFAULT_MAX_WORK", "DEFAULT_MAX_MEMORY"]

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-from .outputs import atomic_write, c_double_to_int, c_format_g
+from ..errors import InputError
+from .files import atomic_write
+from .cformat import c_double_to_int, c_format_g
 
 __all__ = ["HKLGrid", "read_hkl_text", "refuse_unusable", "MAX_F", "write_fdump", "read_fdump"]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 if TYPE_CHECKING:
-    from .hkl import HKLGrid
+    from ..io.hkl import HKLGrid
 
 
 @dataclass

@@ -10,18 +10,13 @@ pixel limits; pixels outside it are written as 0.
 """
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-
 import numpy as np
 
-from . import rng
+from .. import rng
+from ..io.cformat import c_format_g
+from ..io.files import atomic_write
 
 __all__ = [
-    "atomic_write",
-    "c_format_g",
-    "c_double_to_int",
     "write_float_image",
     "int_image",
     "auto_int_scale",
@@ -29,84 +24,7 @@ __all__ = [
     "pgm_bytes",
     "write_pgm",
     "auto_pgm_scale",
-    "StagedOutputs",
 ]
-
-
-def atomic_write(path, *chunks) -> None:
-    """Write bytes-like ``chunks`` to ``path`` through a temporary file and ``os.replace``.
-
-    A failure (OSError and the like, re-raised) never leaves a partial file.  The
-    file gets the permissions a plain ``open`` would give (0666 minus umask).
-    """
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    handle = os.open(temporary, flags, 0o666)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            for chunk in chunks:
-                stream.write(chunk)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-class StagedOutputs:
-    """Output files that appear all together or not at all.
-
-    ``stage(path)`` gives a hidden temporary name beside ``path`` to write to; leaving the
-    ``with`` block normally renames every staged file to its path, an exception removes
-    them all (an OSError is re-raised naming the path the user gave, not the temporary).
-    """
-
-    def __init__(self):
-        self._staged: list[tuple[str, str]] = []
-        self._current = None
-
-    def stage(self, path) -> str:
-        path = os.fspath(path)
-        directory, name = os.path.split(os.path.abspath(path))
-        temporary = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.part")
-        self._staged.append((temporary, path))
-        self._current = path
-        return temporary
-
-    def __enter__(self) -> "StagedOutputs":
-        return self
-
-    def __exit__(self, kind, exc, tb) -> None:
-        try:
-            if exc is None:
-                for temporary, path in self._staged:
-                    self._current = path
-                    os.replace(temporary, path)
-                self._staged.clear()
-        except OSError as error:
-            exc = error
-        finally:
-            for temporary, _ in self._staged:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-        if isinstance(exc, OSError) and self._current is not None:
-            raise OSError(exc.errno, exc.strerror, self._current) from None
-
-
-def c_format_g(value: float) -> str:
-    """C printf ``%g`` (Python's matches, except that glibc prints a negative NaN as -nan)."""
-    if math.isnan(value) and math.copysign(1.0, value) < 0:
-        return "-nan"
-    return "%g" % value
-
-
-def c_double_to_int(value: float) -> int:
-    """C conversion of a double to int on x86-64: truncation, INT_MIN when not representable."""
-    if math.isnan(value) or not -2147483649.0 < value < 2147483648.0:
-        return -2147483648
-    return int(value)
 
 
 def _roi_slices(shape, roi) -> tuple[slice, slice]:

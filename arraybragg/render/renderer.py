@@ -18,11 +18,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import physics
-from .backend import Backend, DtypePolicy, get_backend, get_policy, keep_freed_host_memory
-from .geometry import axis_rotation_matrix
-from .increments import SmallRotations
-from .models import Simulation
+from .. import physics
+from ..backend import Backend, DtypePolicy, get_backend, get_policy, keep_freed_host_memory
+from ..models.vectors import axis_rotation_matrix
+from ..physics.increments import SmallRotations
+from ..models.lab import Simulation
 
 
 _FORKED_WORK = None  # (Renderer, pixel indices) inherited by forked workers

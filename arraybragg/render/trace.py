@@ -22,11 +22,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import physics
-from .accumulation import Renderer
-from .geometry import rotate_axis, rotate_xyz, unit
-from .models import Simulation
-from .setup import CONVENTIONS, DBL_MIN, RTD
+from .. import physics
+from .renderer import Renderer
+from ..models.vectors import rotate_axis, rotate_xyz, unit
+from ..models.lab import Simulation
+from ..models.nanobragg import CONVENTIONS, DBL_MIN, RTD
 
 Emit = Optional[Callable[[str], None]]
 

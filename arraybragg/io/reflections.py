@@ -9,7 +9,7 @@
   FFT of the model density) out to a resolution the caller gives (the detector's).
 
 Symmetry-unique data are expanded to P1 with gemmi from the file's space group and
-completed with Friedel mates, then put on an :class:`~arraybragg.hkl.HKLGrid`
+completed with Friedel mates, then put on an :class:`~arraybragg.io.hkl.HKLGrid`
 exactly as a P1 text list of the same reflections would be.  The file's unit cell
 comes back with the grid so that a caller can use it when no cell was given.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .hkl import HKLGrid
 
 __all__ = ["FileStructureFactors", "file_format", "read_structure_factors", "read_mtz", "read_sf_mmcif",
@@ -249,4 +249,4 @@ def read_structure_factors(path, *, d_min: float = math.nan, column: str | None 
         if column is not None:
             raise InputError("--mtz-column: not used with a coordinate model")
         return fcalc_from_model(path, d_min, default_F)
-    raise InputError(f"-hkl: {os.fspath(path)} is a text list: read it with arraybragg.hkl.read_hkl_text")
+    raise InputError(f"-hkl: {os.fspath(path)} is a text list: read it with arraybragg.io.hkl.read_hkl_text")

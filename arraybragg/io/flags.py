@@ -20,7 +20,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .smv import header_value, read_smv
 
 # nanoBragg converts degrees by dividing by RTD = 180 * M_1_PI; the same double keeps
