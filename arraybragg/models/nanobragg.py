@@ -18,6 +18,7 @@ from .. import rng
 from ..errors import InputError
 from .validation import Budget, validate_detector, validate_roi, validate_settings
 from .vectors import rotate_axis, rotate_xyz, unit
+from .goniometer import mosaic_umats
 from .lab import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
 from ..io.cformat import c_atof
 
@@ -409,6 +410,23 @@ def _read_matrix(path, lambda0):
     return tuple(m[:, i] * (1e-10 / lambda0) for i in range(3))
 
 
+def cell_vectors(stars, user_lengths=None, user_V=None):
+    """Real and reciprocal cell vectors (Angstrom, 1/Angstrom) and the volume from reciprocal vectors,
+    nanoBragg's way: real from reciprocal cross products, rescaled to -cell's lengths when given."""
+    a_star, b_star, c_star = stars
+    bc, ca, ab = np.cross(b_star, c_star), np.cross(c_star, a_star), np.cross(a_star, b_star)
+    V_star = float(a_star @ bc)
+    if user_lengths is not None:
+        bc, ca, ab = (v * (length / user_V) / (np.linalg.norm(v) or 1.0)
+                      for v, length in zip((bc, ca, ab), user_lengths))
+        V_star = 1.0 / user_V
+    if V_star == 0.0 or not math.isfinite(V_star):
+        raise InputError("-mat: reciprocal cell vectors are degenerate (zero volume)")
+    V_cell = 1.0 / V_star
+    a, b, c = bc * V_cell, ca * V_cell, ab * V_cell
+    return (a, b, c), (np.cross(b, c) * V_star, np.cross(c, a) * V_star, np.cross(a, b) * V_star), V_cell
+
+
 def _build_crystal(s, log, sample_y, sample_z):
     if s.matfilename is None and not (s.user_cell and s.cell_a > 0.0):
         raise InputError("no unit cell: give -mat FILE or -cell a b c alpha beta gamma")
@@ -424,18 +442,8 @@ def _build_crystal(s, log, sample_y, sample_z):
         log("random orientation misset angles: %f %f %f deg" % tuple(m * RTD for m in misset))
     if s.misset_mode is not None:
         stars = tuple(rotate_xyz(v, *misset) for v in stars)
-    a_star, b_star, c_star = stars
-    bc, ca, ab = np.cross(b_star, c_star), np.cross(c_star, a_star), np.cross(a_star, b_star)
-    V_star = float(a_star @ bc)
-    if user_lengths is not None:
-        bc, ca, ab = (v * (length / user_V) / (np.linalg.norm(v) or 1.0)
-                      for v, length in zip((bc, ca, ab), user_lengths))
-        V_star = 1.0 / user_V
-    if V_star == 0.0 or not math.isfinite(V_star):
-        raise InputError("-mat: reciprocal cell vectors are degenerate (zero volume)")
-    V_cell = 1.0 / V_star
-    a, b, c = bc * V_cell, ca * V_cell, ab * V_cell
-    a_star, b_star, c_star = np.cross(b, c) * V_star, np.cross(c, a) * V_star, np.cross(a, b) * V_star
+    (a, b, c), (a_star, b_star, c_star), V_cell = cell_vectors(stars, user_lengths,
+                                                                None if user_lengths is None else user_V)
     _log_cell(log, (a, b, c), (a_star, b_star, c_star), V_cell)
 
     lengths = [np.linalg.norm(v) * 1e-10 for v in (a, b, c)]
@@ -596,9 +604,7 @@ def _build_goniometer(s, log, detector) -> Goniometer:
     domains, spread, warning = _mosaic_domains(s)
     if warning:
         log(warning)
-    stream = rng.Ran1Stream(s.mosaic_seed)
-    umats = np.stack([rng.mosaic_rotation_umat(spread, stream) for _ in range(domains)])
-    umats[0] = np.eye(3)  # nanoBragg keeps one domain exactly aligned
+    umats = mosaic_umats(domains, spread, s.mosaic_seed)  # nanoBragg keeps domain 0 exactly aligned
     spindle = _nonzero_vector(s.spindle_vector if detector.convention == "CUSTOM"
                               else CONVENTIONS[detector.convention]["spindle"], "-spindle_axis")
     return Goniometer(spindle=spindle, phi0=s.phi0, phistep=phistep, phisteps=phisteps, osc=osc,
