@@ -9,12 +9,11 @@ import warnings
 from typing import Optional, Sequence
 
 from . import __version__
-from .io import flags, smv
-from .outputs import images as outputs
+from .io import flags
 from .render import progress
 from .errors import InputError, report_failures
-from .io.files import StagedOutputs
-from .outputs.headers import smv_header_for
+from .outputs.render_files import OutputFiles, write_files
+from .response.from_flags import response_for
 from .render.renderer import Renderer
 from .models.nanobragg import build_simulation
 from .models.validation import check_image
@@ -96,67 +95,11 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     log("solid angle subtended by detector = %g steradian ( %g%% sphere)"
         % (stats.omega_sum / sim.steps, 100 * stats.omega_sum / sim.steps / 4 / math.pi))
     check_image(result.image)
-    with StagedOutputs() as staged:
-        _write_outputs(settings, sim, result, staged.stage, log)
+    files = OutputFiles.from_settings(settings, response_for(settings, sim.detector.pixel_size))
+    write_files(sim, result, files, log)
     log("render took %.3f s (%s, %s, %d threads)" % (result.seconds, renderer.backend.name, renderer.policy.name,
                                                       renderer.threads))
     return 0
-
-
-def _write_outputs(settings, sim, result, stage, log) -> None:
-    """The image files, each written to ``stage(path)`` (renamed into place once all succeeded)."""
-    stats, image, roi = result.stats, result.image, sim.sampling.roi
-    outputs.write_float_image(stage(settings.floatfilename), image)
-    log("writing %s as %d 4-byte floats" % (settings.floatfilename, image.size))
-    log("max_I = %g  at %g %g" % (stats.max_I, stats.max_I_x, stats.max_I_y))
-    log("mean= %g rms= %g rmsd= %g" % (stats.mean, stats.rms, stats.rmsd))
-    scale = settings.intfile_scale if settings.intfile_scale > 0.0 else outputs.auto_int_scale(stats.max_I)
-    log("intfile_scale = %g" % scale)
-    header = smv_header_for(sim)
-    int_pixels = outputs.int_image(image, scale, settings.adc_offset, roi)
-    smv.write_smv(stage(settings.intfilename), int_pixels, header, c_parity=sim.c_parity)
-    log("writing %s as 2-byte integers" % settings.intfilename)
-    if settings.write_pgm:
-        pgm_scale = settings.pgm_scale if settings.pgm_scale > 0.0 else outputs.auto_pgm_scale(scale, stats.rmsd)
-        log("pgm_scale = %g" % pgm_scale)
-        outputs.write_pgm(stage(settings.pgmfilename), image, pgm_scale, roi)
-        log("writing %s as 1-byte integers" % settings.pgmfilename)
-    noise = None
-    if settings.calculate_noise:
-        noise, photons, overloads = _noise_image(settings, sim, image, roi)
-        log("%.0f photons on noise image (%d overloads)" % (photons, overloads))
-        smv.write_smv(stage(settings.noisefilename), noise, header, c_parity=sim.c_parity)
-        log("writing %s as 2-byte integers" % settings.noisefilename)
-    _write_extra_images(settings, sim, log, stage, image, int_pixels, noise)
-
-
-def _noise_image(settings, sim, image, roi):
-    """nanoBragg's Poisson noise image, or the detector-response model's when its flags were given."""
-    from .response import apply_response
-    from .response.from_flags import response_for
-    response = response_for(settings, sim.detector.pixel_size)
-    if response is None:
-        return outputs.noise_image(image, settings.seed, settings.adc_offset, roi)
-    result = apply_response(image, response)
-    return result.noise_image, result.noise_photons, result.overloads
-
-
-def _write_extra_images(settings, sim, log, stage, image, int_pixels, noise) -> None:
-    """-cbffile, -nexusfile and -pngfile (formats nanoBragg does not write)."""
-    if not (settings.cbffilename or settings.nexusfilename or settings.pngfilename):
-        return
-    from .outputs import imagefiles  # fabio, h5py and matplotlib only when asked for
-    if settings.cbffilename:
-        imagefiles.write_cbf(stage(settings.cbffilename), int_pixels, sim, exposure_s=settings.exposure,
-                             name_as=settings.cbffilename)
-        log("writing %s as byte-offset compressed miniCBF" % settings.cbffilename)
-    if settings.nexusfilename:
-        extra = dict(int_image=int_pixels, noise_image=noise) if settings.nexus_int else {}
-        imagefiles.write_nexus(stage(settings.nexusfilename), image, sim, exposure_s=settings.exposure, **extra)
-        log("writing %s as NeXus/NXmx HDF5" % settings.nexusfilename)
-    if settings.pngfilename:
-        imagefiles.write_png(stage(settings.pngfilename), image, settings.png_scale, settings.png_cmap)
-        log("writing %s as %s-scaled PNG" % (settings.pngfilename, settings.png_scale))
 
 
 def _interrupt_handlers():

@@ -19,6 +19,7 @@ import pytest
 from conftest import REPO
 
 from arraybragg import cli
+from arraybragg.outputs import render_files
 
 CELL = "-cell 100 100 100 90 90 90"
 BASE = f"{CELL} -default_F 100 -N 5 -detpixels 16"
@@ -315,7 +316,7 @@ def test_a_failed_write_leaves_no_output_and_names_the_users_path(tmp_path, monk
     def disk_full(path, *args, **kwargs):
         raise OSError(28, "No space left on device", path)
 
-    monkeypatch.setattr(cli.smv, "write_smv", disk_full)
+    monkeypatch.setattr(render_files.smv, "write_smv", disk_full)
     status = cli.main(f"{BASE} -nopgm -intfile out.img".split())
     err = capsys.readouterr().err
     assert status == 1 and err == "arraybragg: error: out.img: No space left on device\n"
