@@ -1,23 +1,33 @@
-"""arraybragg: the nanoBragg diffraction simulator on the array API (NumPy, CuPy).
+"""arraybragg: the nanoBragg diffraction simulator on the array API (NumPy, CuPy, PyTorch).
 
-Typical use::
+Typical use, in user units (Angstrom, mm, degrees)::
 
-    import arraybragg
-    settings = arraybragg.parse_args("-cell 100 100 100 90 90 90 -default_F 100 -N 5".split())
-    sim = arraybragg.build_simulation(settings)
-    result = arraybragg.render(sim, backend="numpy", dtype="float64")
-    result.image          # float32 (slow, fast) photons per pixel
+    import arraybragg as ab
+    experiment = ab.Experiment(
+        beam=ab.Beam(wavelength_A=1.0),
+        detector=ab.Detector.simple(distance_mm=100, pixel_size_mm=0.1, size=(256, 256)),
+        crystal=ab.Crystal.from_cell((100, 100, 100, 90, 90, 90), cells=(5, 5, 5)),
+        structure_factors=ab.StructureFactors(default_F=100))
+    images = ab.Simulator(experiment, backend="numpy", dtype="float64").render()
+    images.to_numpy()[0]      # float32 (slow, fast) photons per pixel of panel 0
+
+or from nanoBragg's flags: ``ab.Experiment.from_flags("-cell 100 100 100 90 90 90 ...".split())``.
 """
 from .backend import get_backend, get_policy
+from .models import (Beam, Convention, Crystal, CrystalShape, Detector, Experiment, Goniometer, Panel, Pivot,
+                     Sampling, Source, StructureFactors)
 from .errors import InputError
 from .io.flags import parse_args
-from .models.lab import Beam, Crystal, Detector, Goniometer, Sampling, Simulation, StructureFactors
+from .models.lab import Simulation
 from .models.nanobragg import build_simulation
 from .render.renderer import RenderResult, Renderer, render
+from .render.simulator import Images, Simulator
+from .outputs.render_files import OutputFiles, write_files
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Beam", "Crystal", "Detector", "Goniometer", "InputError", "RenderResult", "Renderer", "Sampling",
-    "Simulation", "StructureFactors", "build_simulation", "get_backend", "get_policy", "parse_args", "render",
+    "Beam", "Convention", "Crystal", "CrystalShape", "Detector", "Experiment", "Goniometer", "Images", "InputError",
+    "OutputFiles", "Panel", "Pivot", "RenderResult", "Renderer", "Sampling", "Simulation", "Simulator", "Source",
+    "StructureFactors", "build_simulation", "get_backend", "get_policy", "parse_args", "render", "write_files",
 ]

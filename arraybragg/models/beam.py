@@ -24,7 +24,8 @@ class Source:
 
     def __post_init__(self):
         object.__setattr__(self, "direction", checks.vector("Source.direction", self.direction, unit=True))
-        object.__setattr__(self, "wavelength_A", checks.positive("Source.wavelength_A", self.wavelength_A))
+        object.__setattr__(self, "wavelength_A", checks.in_unit_range("Source.wavelength_A", self.wavelength_A,
+                                                                           1e-3, 1e3, "A", "metres"))
         object.__setattr__(self, "weight", checks.non_negative("Source.weight", self.weight))
 
 
@@ -48,7 +49,7 @@ class Beam:
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)
-        set_("wavelength_A", checks.positive("Beam.wavelength_A", self.wavelength_A))
+        set_("wavelength_A", checks.in_unit_range("Beam.wavelength_A", self.wavelength_A, 1e-3, 1e3, "A", "metres"))
         set_("direction", checks.vector("Beam.direction", self.direction, unit=True))
         set_("polarization_axis", checks.vector("Beam.polarization_axis", self.polarization_axis, unit=True))
         set_("kahn_factor", checks.finite("Beam.kahn_factor", self.kahn_factor))

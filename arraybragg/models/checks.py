@@ -27,6 +27,14 @@ def positive(name: str, value) -> float:
     return number
 
 
+def in_unit_range(name: str, value, low: float, high: float, unit: str, mistake: str) -> float:
+    """A positive number within [low, high] of ``unit``; outside, an error suggesting the likely unit mix-up."""
+    number = positive(name, value)
+    if not low <= number <= high:
+        raise InputError(f"{name}: {number:g} {unit} is outside {low:g}-{high:g} {unit} (given in {mistake}?)")
+    return number
+
+
 def non_negative(name: str, value) -> float:
     number = finite(name, value)
     if number < 0.0:

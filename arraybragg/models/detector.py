@@ -66,7 +66,8 @@ class Panel:
         set_("slow_axis", checks.vector(f"{label}.slow_axis", self.slow_axis, unit=True))
         if abs(float(np.dot(self.fast_axis, self.slow_axis))) > 1e-6:
             raise InputError(f"{label}: fast_axis and slow_axis must be perpendicular")
-        set_("pixel_size_mm", checks.positive(f"{label}.pixel_size_mm", self.pixel_size_mm))
+        set_("pixel_size_mm", checks.in_unit_range(f"{label}.pixel_size_mm", self.pixel_size_mm, 1e-3, 1e3, "mm",
+                                                   "metres"))
         if len(self.size) != 2:
             raise InputError(f"{label}.size: expected (fast, slow) pixel counts")
         set_("size", (checks.count(f"{label}.size", self.size[0]), checks.count(f"{label}.size", self.size[1])))

@@ -103,14 +103,14 @@ def _stated_beam_centre(convention: Convention, Fbeam: float, Sbeam: float, px: 
 
 @dataclass(frozen=True)
 class Experiment:
-    """Everything a render needs, in user units.  ``panel_sampling`` overrides ``sampling`` per panel."""
+    """Everything a render needs, in user units.  ``panel_sampling`` overrides ``sampling`` per panel
+    (None entries keep ``sampling``)."""
 
     beam: Beam
     detector: Detector
     crystal: Crystal
+    structure_factors: StructureFactors
     goniometer: Goniometer = Goniometer()
-    structure_factors: StructureFactors = field(
-        default_factory=lambda: StructureFactors(grid=None, default_F=0.0, interpolate=False))
     sampling: Sampling = Sampling()
     panel_sampling: tuple[Optional[Sampling], ...] = ()
 

@@ -114,13 +114,21 @@ class Goniometer:
 class StructureFactors:
     """F(hkl) grid (may be absent) with nanoBragg's default and interpolation switch."""
 
-    grid: Optional["HKLGrid"]
-    default_F: float
-    interpolate: bool
+    grid: Optional["HKLGrid"] = None
+    default_F: float = 0.0
+    interpolate: bool = False
 
     @property
     def count(self) -> int:
         return 0 if self.grid is None else self.grid.count
+
+    @classmethod
+    def from_hkl(cls, path, default_F: float = 0.0, interpolate: bool = False) -> "StructureFactors":
+        """An ``h k l F`` text list read as nanoBragg's -hkl (indices absent from it get ``default_F``)."""
+        from ..io.hkl import read_hkl_text, refuse_unusable
+        grid, _ = read_hkl_text(path, default_F)
+        refuse_unusable(path, grid)
+        return cls(grid=grid, default_F=default_F, interpolate=interpolate)
 
 
 @dataclass

@@ -35,22 +35,25 @@ def conventional_axes(convention) -> dict:
 def nanobragg_detector(distance_mm: float, pixel_size_mm: float, size: tuple[int, int], *,
                        beam_centre_mm: Optional[tuple[float, float]] = None,
                        xbeam_ybeam_mm: Optional[tuple[float, float]] = None,
-                       convention=Convention.MOSFLM, pivot=None, rotations_deg=(0.0, 0.0, 0.0),
+                       convention=Convention.MOSFLM, pivot=None, axes: Optional[dict] = None,
+                       rotations_deg=(0.0, 0.0, 0.0),
                        twotheta_deg: float = 0.0, thickness_mm: float = 0.0, thickness_steps: int = 1,
                        attenuation_length_mm: Optional[float] = None) -> Detector:
     """One validating constructor for nanoBragg's detector geometries.
 
     ``beam_centre_mm`` is (fast, slow) of the direct beam from the outer corner of pixel
     (0, 0) before rotations; ``xbeam_ybeam_mm`` is the same as nanoBragg's -Xbeam/-Ybeam
-    in the convention's own axes.  Give at most one (default: the panel's centre).  ``pivot``
-    defaults to the convention's.  Rotations (-detector_rotx/y/z) and two-theta in degrees.
+    in the convention's own axes.  Give at most one (default: the panel's centre, or for CUSTOM
+    the point nearest the sample).  Each named convention has nanoBragg's fixed pivot; CUSTOM
+    takes ``axes`` (dict of lab vectors fast, slow, normal, beam and optionally twotheta, as
+    -fdet_vector ... -twotheta_axis) and ``pivot`` (default BEAM).  Rotations
+    (-detector_rotx/y/z) and two-theta in degrees.
     """
     convention = checks.choice("convention", Convention, convention)
-    if convention is Convention.CUSTOM:
-        raise checks.InputError("convention: CUSTOM detectors are built from Panels directly")
+    custom = _custom_settings(convention, pivot, axes)
     pixel = checks.positive("pixel_size_mm", pixel_size_mm) * 1e-3
     fpixels, spixels = (checks.count("size", n) for n in size)
-    settings = replace(Settings(), beam_convention=convention.value,
+    settings = replace(Settings(), beam_convention=convention.value, **custom,
                        distance=checks.positive("distance_mm", distance_mm) * 1e-3, pixel_size=pixel,
                        fpixels=fpixels, spixels=spixels, detsize_f=pixel * fpixels, detsize_s=pixel * spixels,
                        detector_twotheta=checks.finite("twotheta_deg", twotheta_deg) * DEG,
@@ -62,13 +65,28 @@ def nanobragg_detector(distance_mm: float, pixel_size_mm: float, size: tuple[int
     settings = replace(settings, detector_rotx=rx * DEG, detector_roty=ry * DEG, detector_rotz=rz * DEG)
     settings = _with_beam_centre(settings, convention, pixel, beam_centre_mm, xbeam_ybeam_mm)
     lab = _build_detector(settings, _Log(), pixel, fpixels, spixels, settings.detsize_f, settings.detsize_s)
-    if pivot is not None:
-        pivot = checks.choice("pivot", Pivot, pivot)
-        if pivot.value != lab.pivot:
-            settings = replace(settings, beam_convention="CUSTOM", detector_pivot=pivot.value,
-                               **_custom_vectors(convention))
-            lab = _build_detector(settings, _Log(), pixel, fpixels, spixels, settings.detsize_f, settings.detsize_s)
     return Detector((panel_from_lab(lab),), convention=convention)
+
+
+def _custom_settings(convention, pivot, axes) -> dict:
+    """The Settings fields of a CUSTOM geometry; a pivot other than a named convention's is refused."""
+    pivot = None if pivot is None else checks.choice("pivot", Pivot, pivot)
+    if convention is not Convention.CUSTOM:
+        fixed = CONVENTIONS[convention.value]["pivot"]
+        if axes is not None or (pivot is not None and pivot.value != fixed):
+            raise checks.InputError(f"pivot/axes: the {convention.value} convention has nanoBragg's fixed axes and "
+                                    f"pivot ({fixed}); give convention=CUSTOM for others")
+        return {}
+    names = dict(fast="fdet_vector", slow="sdet_vector", normal="odet_vector", beam="beam_vector",
+                 twotheta="twotheta_axis")
+    axes = dict(axes or {})
+    unknown = set(axes) - set(names)
+    missing = {"fast", "slow", "normal", "beam"} - set(axes)
+    if unknown or missing:
+        raise checks.InputError(f"axes: CUSTOM needs fast, slow, normal and beam (optional twotheta); "
+                                f"missing {sorted(missing)}, unknown {sorted(unknown)}")
+    fields = {names[k]: checks.vector(f"axes[{k!r}]", v) for k, v in axes.items()}
+    return dict(fields, detector_pivot=(pivot or Pivot.BEAM).value)
 
 
 def _with_beam_centre(settings, convention, pixel, beam_centre_mm, xbeam_ybeam_mm):
@@ -86,13 +104,6 @@ def _with_beam_centre(settings, convention, pixel, beam_centre_mm, xbeam_ybeam_m
     if convention is Convention.ADXV:
         return replace(settings, Xbeam=f, Ybeam=settings.detsize_s - s)
     return replace(settings, Xbeam=f, Ybeam=s)
-
-
-def _custom_vectors(convention) -> dict:
-    base = CONVENTIONS[convention.value]
-    return dict(beam_vector=base["beam"], fdet_vector=base["fdet"], sdet_vector=base["sdet"],
-                odet_vector=base["odet"], twotheta_axis=base["twotheta"], polar_vector=base["polar"],
-                spindle_vector=base["spindle"])
 
 
 def panel_from_lab(lab: LabDetector, name: str = "") -> Panel:
