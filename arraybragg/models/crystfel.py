@@ -264,18 +264,19 @@ def _photon_energy(reader: _Reader, photon_energy_eV: Optional[float]) -> Option
     if "electron_voltage" in reader.toplevel:
         raise InputError(f"{reader.where(reader.toplevel['electron_voltage'][1])}: electron_voltage: "
                          "electron beams are not simulated")
-    for key, units, default in (("photon_energy", {"eV": 1.0, "keV": 1e3}, "eV"),
-                                ("wavelength", {"A": 1.0, "m": 1e10}, None)):
-        if key in reader.toplevel:
-            value, number = reader.toplevel[key]
-            kind, amount = _with_unit(value, units, default, reader.where(number), key)
-            if kind == "path":
-                raise InputError(f"{reader.path}: {key} is read from the data files ({amount}); "
-                                 "give the beam's energy with -energy or -lambda")
-            if amount <= 0.0:
-                raise InputError(f"{reader.where(number)}: {key}: must be positive, got {value!r}")
-            return amount if key == "photon_energy" else EV_ANGSTROM / amount
-    return None
+    units = {"photon_energy": ({"eV": 1.0, "keV": 1e3}, "eV"), "wavelength": ({"A": 1.0, "m": 1e10}, None)}
+    given = [key for key in units if key in reader.toplevel]
+    if not given:
+        return None
+    key = max(given, key=lambda name: reader.toplevel[name][1])            # the last one given, as CrystFEL
+    value, number = reader.toplevel[key]
+    kind, amount = _with_unit(value, *units[key], reader.where(number), key)
+    if kind == "path":
+        raise InputError(f"{reader.path}: {key} is read from the data files ({amount}); "
+                         "give the beam's energy with -energy or -lambda")
+    if amount <= 0.0:
+        raise InputError(f"{reader.where(number)}: {key}: must be positive, got {value!r}")
+    return amount if key == "photon_energy" else EV_ANGSTROM / amount
 
 
 def _length_m(reader: _Reader, key: str, flag: str) -> tuple[str, float]:
