@@ -376,7 +376,7 @@ def _masks(reader: _Reader, panels: Sequence[Panel], facts: Sequence[PanelFacts]
         else:
             min_x, max_x, min_y, max_y = _bad_limits(reader, region, XY_KEYS)
             for mask, panel in zip(masks, panels):
-                ss, fs = np.indices(panel.shape, dtype=float)
+                ss, fs = np.arange(panel.shape[0], dtype=float)[:, None], np.arange(panel.shape[1], dtype=float)
                 corner = np.array(panel.origin_mm[:2]) / panel.pixel_size_mm
                 x = corner[0] + fs * panel.fast_axis[0] + ss * panel.slow_axis[0]
                 y = corner[1] + fs * panel.fast_axis[1] + ss * panel.slow_axis[1]
