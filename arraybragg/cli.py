@@ -9,6 +9,7 @@ import warnings
 from typing import Optional, Sequence
 
 from . import __version__
+from . import cli_experiment
 from .io import flags
 from .render import progress
 from .errors import InputError, report_failures
@@ -24,7 +25,8 @@ _OUTPUT_FLAGS = (("-floatfile", "floatfilename", None), ("-intfile", "intfilenam
                  ("-cbffile", "cbffilename", "cbffilename"), ("-nexusfile", "nexusfilename", "nexusfilename"),
                  ("-pngfile", "pngfilename", "pngfilename"))
 _INPUT_FLAGS = (("-hkl", "hklfilename"), ("-mat", "matfilename"), ("-img", "imginfilename"),
-                ("-mask", "maskfilename"), ("-sourcefile", "sourcefilename"), ("-stol", "stolfilename"))
+                ("-mask", "maskfilename"), ("-sourcefile", "sourcefilename"), ("-stol", "stolfilename"),
+                ("--geom", "geomfilename"))
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -80,6 +82,8 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
         from .outputs import imagefiles
         imagefiles.check_png_options(settings.png_scale, settings.png_cmap)
     log("arraybragg: nanoBragg nanocrystal diffraction simulator on the array API")
+    if cli_experiment.wants_experiment_route(settings):
+        return cli_experiment.run_experiment(settings, log, err)
     sim = build_simulation(settings, log=log)
     renderer = Renderer(sim, backend=settings.backend, policy=settings.dtype, threads=settings.threads,
                         tile_pixels=settings.tile_pixels)

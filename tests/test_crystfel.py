@@ -219,3 +219,69 @@ def test_the_good_file_of_the_malformed_ones_reads(tmp_path):
     assert read_geometry(path).detector[0].origin_mm == pytest.approx((-1.0, -1.0, 100.0))
     with pytest.raises(InputError, match="missing.geom: cannot read"):
         read_geometry(tmp_path / "missing.geom")
+
+
+# --------------------------------------------------------------------------- the command line: --geom
+def test_geom_on_the_command_line_writes_each_panels_files(tmp_path, monkeypatch, capsys):
+    from arraybragg import cli
+    from arraybragg.cli_experiment import frame_rotation
+    monkeypatch.chdir(tmp_path)
+    write_geometry(tmp_path / "m.geom", Detector(tuple(module_panels())), photon_energy_eV=12398.42)
+    argv = ("--geom m.geom -cell 50 50 50 90 90 90 -misset 10 20 30 -N 3 -default_F 100 -oversample 1 "
+            "-floatfile f.bin -intfile i.img -nonoise -nopgm").split()
+    assert cli.main(argv) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["m.geom"] + [f"f_m{i}.bin" for i in range(4)] + [f"i_m{i}.img" for i in range(4)])
+    assert "4 panels from CrystFEL geometry" in capsys.readouterr().out
+    # the same experiment from Python: MOSFLM frame (beam along +x), the file's panels turned into it
+    geometry = read_geometry(tmp_path / "m.geom")
+    flags = ab_experiment_from_flags(argv)
+    detector = geometry.detector.rotated(frame_rotation(flags.beam.direction))
+    for index in range(4):
+        image = render(flags.replace(detector=detector).panel_simulation(index)).image
+        written = np.fromfile(tmp_path / f"f_m{index}.bin", dtype=np.float32).reshape(NS, NF)
+        np.testing.assert_array_equal(written, image)
+        assert image.max() > 0
+    # the SMV files share one scale: counts - 40 are proportional to photons on every panel
+    ratios = []
+    for index in range(4):
+        counts = np.fromfile(tmp_path / f"i_m{index}.img", dtype=np.uint16, offset=512).reshape(NS, NF)
+        photons = np.fromfile(tmp_path / f"f_m{index}.bin", dtype=np.float32).reshape(NS, NF)
+        bright = photons > 0.05 * photons.max()
+        ratios.append(np.median((counts[bright] - 40.0) / photons[bright]))
+    assert max(ratios) / min(ratios) < 1.01
+
+
+def ab_experiment_from_flags(argv):
+    from arraybragg.models.experiment import Experiment
+    kept = [a for a in argv]
+    index = kept.index("--geom")
+    del kept[index:index + 2]
+    return Experiment.from_flags(kept)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("-roi 0 10 0 10", "-roi: not available with --geom"),
+    ("-trace_pixel 1 1", "-trace_pixel: not available with --geom"),
+    ("-curved_det", "-curved_det: not available"),
+])
+def test_geom_refuses_single_panel_flags(tmp_path, monkeypatch, capsys, extra, message):
+    from arraybragg import cli
+    monkeypatch.chdir(tmp_path)
+    write_geometry(tmp_path / "m.geom", Detector(tuple(module_panels())), photon_energy_eV=12398.42)
+    argv = f"--geom m.geom -cell 50 50 50 90 90 90 -default_F 100 {extra}".split()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.geom"]
+
+
+@pytest.mark.skipif(REFERENCE is None, reason=NO_REFERENCE)
+def test_geom_needs_the_distance_for_a_clen_in_the_data_file(tmp_path, monkeypatch, capsys):
+    from arraybragg import cli
+    monkeypatch.chdir(tmp_path)
+    argv = f"--geom {GEOM / 'cspad-single.geom'} -lambda 1.3 -cell 50 50 50 90 90 90 -default_F 100".split()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "clen" in err and "-distance" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

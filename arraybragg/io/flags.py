@@ -182,6 +182,7 @@ class Settings:
     threads: Optional[int] = None
     tile_pixels: Optional[int] = None
     mtz_column: Optional[str] = None    # -hkl MTZ / mmCIF column label
+    geomfilename: Optional[str] = None  # --geom: CrystFEL geometry file (multi-panel detector)
     cbffilename: Optional[str] = None   # extra outputs (arraybragg.imagefiles)
     nexusfilename: Optional[str] = None
     nexus_int: bool = False
@@ -627,6 +628,8 @@ FLAG_TABLE: tuple[FlagSpec, ...] = (
             c_parity=True),
     _positive("--threads", "threads", "CPU threads (default: all)"),
     _positive("--tile-pixels", "tile_pixels", "pixels rendered per tile (default auto)"),
+    _value(["--geom"], "geomfilename", "CrystFEL geometry file: render its panels (clen from -distance, "
+           "photon energy from -energy/-lambda when the file names HDF5 paths)", kind="text", metavar="FILE"),
     _value(["--mtz-column"], "mtz_column", "-hkl MTZ/mmCIF column (default: first F, else sqrt of "
            "first I)", kind="text", metavar="LABEL"),
     _value(["-cbffile"], "cbffilename", "miniCBF (Pilatus header) of the integer image", kind="text",

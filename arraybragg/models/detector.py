@@ -95,6 +95,15 @@ class Panel:
     def replace(self, **changes) -> "Panel":
         return dataclasses.replace(self, **changes)
 
+    def rotated(self, rotation) -> "Panel":
+        """The panel moved by a proper rotation (3x3 matrix) of the lab frame about the sample."""
+        R = checks.matrix3("rotation", rotation)
+        if not np.allclose(R @ R.T, np.eye(3), atol=1e-9) or np.linalg.det(R) < 0:
+            raise InputError("rotation: expected a proper rotation matrix")
+        as_tuple = lambda v: tuple(float(x) for x in R @ np.array(v))
+        return self.replace(origin_mm=as_tuple(self.origin_mm), fast_axis=as_tuple(self.fast_axis),
+                            slow_axis=as_tuple(self.slow_axis))
+
     def lab_position_mm(self, fast, slow) -> np.ndarray:
         """Lab position of pixel coordinates (fast, slow); (0, 0) is the outer corner, (0.5, 0.5) the first centre."""
         f = np.asarray(fast, dtype=float)[..., None]
@@ -158,6 +167,10 @@ class Detector:
 
     def replace(self, **changes) -> "Detector":
         return dataclasses.replace(self, **changes)
+
+    def rotated(self, rotation) -> "Detector":
+        """Every panel moved by a proper rotation of the lab frame about the sample."""
+        return self.replace(panels=tuple(panel.rotated(rotation) for panel in self.panels))
 
     @classmethod
     def simple(cls, distance_mm: float, pixel_size_mm: float, size: tuple[int, int],

@@ -57,6 +57,9 @@ class OutputFiles:
                    response=response, exposure_s=s.exposure, nexus_int=s.nexus_int, png_scale=s.png_scale,
                    png_cmap=s.png_cmap)
 
+    def replace(self, **changes) -> "OutputFiles":
+        return dataclasses.replace(self, **changes)
+
     def paths(self) -> list[tuple[str, str]]:
         return [(name, getattr(self, name)) for name in FILE_FIELDS if getattr(self, name)]
 
