@@ -189,3 +189,10 @@ def test_output_files_are_named_per_panel(tmp_path):
     assert np.array_equal(raw, images.to_numpy()[1])
     from arraybragg.outputs.render_files import panel_tags
     assert panel_tags(["a b", "c"]) == ["p00", "p01"]
+
+
+def test_lab_models_refuse_an_unknown_shape_instead_of_rendering_tophat():
+    from arraybragg.models.lab import Crystal as LabCrystal
+    lab = ab.Crystal.from_cell(CELL).lab()
+    with pytest.raises(ValueError, match="SQARE"):
+        LabCrystal(**{**lab.__dict__, "shape": "SQARE"})

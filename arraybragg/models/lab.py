@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from ..io.hkl import HKLGrid
 
 
+SHAPES = ("SQUARE", "ROUND", "GAUSS", "TOPHAT")
+
+
 @dataclass
 class Detector:
     """A flat (or curved) pixel array: origin pix0 plus fast/slow/normal unit vectors."""
@@ -91,6 +94,10 @@ class Crystal:
     shape: str = "SQUARE"       # SQUARE (sincg), ROUND (sinc3), GAUSS, TOPHAT
     fudge: float = 1.0
     V_cell: float = 0.0         # Angstrom^3
+
+    def __post_init__(self):
+        if self.shape not in SHAPES:  # no silent fallback: the physics branches on these names
+            raise ValueError(f"Crystal.shape: {self.shape!r} is not one of {', '.join(SHAPES)}")
 
 
 @dataclass

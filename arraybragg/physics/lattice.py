@@ -142,7 +142,7 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
         rad_star_sq = (dstar[0] ** 2 + dstar[1] ** 2 + dstar[2] ** 2) * (Na * Na * Nb * Nb * Nc * Nc)
         if shape == "GAUSS":
             amp = volume * xp.exp(-(rad_star_sq / 0.63 * crystal_params["fudge"]))
-        else:  # TOPHAT
+        else:  # TOPHAT (models.lab.Crystal admits only the four shapes)
             amp = xp.where(rad_star_sq * crystal_params["fudge"] < 0.3969,
                            xp.full_like(rad_star_sq, volume), xp.zeros_like(rad_star_sq))
     return xp.astype(amp * amp, lattice_dtype)
