@@ -197,3 +197,17 @@ def test_unreadable_files(tmp_path):
         read_experiment_list(path)
     with pytest.raises(InputError, match="missing.expt: cannot read"):
         read_experiment_list(tmp_path / "missing.expt")
+
+
+def test_still_is_written_as_an_image_list_with_phi_in_the_crystal(tmp_path):
+    original = two_panel_experiment()
+    still = original.replace(goniometer=original.goniometer.replace(oscillation_deg=0.0))
+    path = tmp_path / "still.expt"
+    write_experiment_list(path, still, images=["shot_1.img"])
+    read = read_experiment_list(path, cells=(5, 5, 5))
+    assert (read.images, read.template, read.image_range) == (("shot_1.img",), None, None)
+    assert read.goniometer.phi_start_deg == 0.0 and read.goniometer.oscillation_deg == 0.0
+    rotated = still.crystal.rotated(still.goniometer.axis, 15.0)
+    np.testing.assert_allclose(read.crystal.a_A, rotated.a_A, atol=1e-12)
+    expected = render(still.panel_simulation(1)).image
+    np.testing.assert_allclose(render(read.experiment(F100).panel_simulation(1)).image, expected, rtol=1e-5, atol=0)
