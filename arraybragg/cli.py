@@ -13,6 +13,8 @@ from . import cli_experiment
 from .io import flags
 from .render import progress
 from .errors import InputError, report_failures
+from .io.files import StagedOutputs
+from .models.experiment import Experiment
 from .outputs.render_files import OutputFiles, write_files
 from .response.from_flags import response_for
 from .render.renderer import Renderer
@@ -23,10 +25,11 @@ from .models.validation import check_image
 _OUTPUT_FLAGS = (("-floatfile", "floatfilename", None), ("-intfile", "intfilename", None),
                  ("-pgmfile", "pgmfilename", "write_pgm"), ("-noisefile", "noisefilename", "calculate_noise"),
                  ("-cbffile", "cbffilename", "cbffilename"), ("-nexusfile", "nexusfilename", "nexusfilename"),
-                 ("-pngfile", "pngfilename", "pngfilename"))
+                 ("-pngfile", "pngfilename", "pngfilename"),
+                ("--write-expt", "write_exptfilename", "write_exptfilename"))
 _INPUT_FLAGS = (("-hkl", "hklfilename"), ("-mat", "matfilename"), ("-img", "imginfilename"),
                 ("-mask", "maskfilename"), ("-sourcefile", "sourcefilename"), ("-stol", "stolfilename"),
-                ("--geom", "geomfilename"))
+                ("--geom", "geomfilename"), ("--expt", "exptfilename"))
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -100,7 +103,10 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
         % (stats.omega_sum / sim.steps, 100 * stats.omega_sum / sim.steps / 4 / math.pi))
     check_image(result.image)
     files = OutputFiles.from_settings(settings, response_for(settings, sim.detector.pixel_size))
-    write_files(sim, result, files, log)
+    with StagedOutputs() as staged:
+        write_files(sim, result, files, log, staged.stage)
+        if settings.write_exptfilename:
+            cli_experiment.write_expt(settings, Experiment.from_simulation(sim, settings.mosaic_seed), staged.stage, log)
     log("render took %.3f s (%s, %s, %d threads)" % (result.seconds, renderer.backend.name, renderer.policy.name,
                                                       renderer.threads))
     return 0

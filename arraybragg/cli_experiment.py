@@ -1,16 +1,21 @@
-"""The command line's multi-panel route: ``--geom FILE`` (CrystFEL) and ``--expt FILE`` (DIALS).
+"""The command line's experiment route: ``--geom FILE`` (CrystFEL), ``--expt FILE`` and ``--write-expt FILE`` (DIALS).
 
-nanoBragg's flags still give everything the geometry file does not: crystal,
-structure factors, beam intensity, sampling, output files.  The panels of a
-CrystFEL file (beam along +z, y up) are turned into the command line's lab frame
-(its convention's beam direction, y up), so that -mat/-misset orientations keep
-their meaning.  Each panel is rendered as its own image and written to its own
-files: ``float.bin`` -> ``float_<panel>.bin`` (see
+nanoBragg's flags still give everything the files do not: structure factors,
+crystal size (-N), beam intensity, mosaic spread, phi steps, sampling, output
+files.  The panels of a CrystFEL file (beam along +z, y up) are turned into the
+command line's lab frame (its convention's beam direction, y up), so that
+-mat/-misset orientations keep their meaning.  A DIALS experiment list brings its
+own frame, beam, crystal orientation and goniometer/scan (its first image).
+Each panel is rendered as its own image and written to its own files:
+``float.bin`` -> ``float_<panel>.bin`` (see
 :meth:`arraybragg.outputs.render_files.OutputFiles.for_panel`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+import re
 
 import numpy as np
 
@@ -18,7 +23,7 @@ from .errors import InputError
 from .io.files import StagedOutputs
 from .io.flags import EV_ANGSTROM
 from .models.experiment import Experiment
-from .models.nanobragg import build_simulation
+from .models.nanobragg import _phi_steps, build_simulation
 from .outputs.images import auto_int_scale
 from .outputs.render_files import OutputFiles, write_files
 from .render import progress
@@ -32,7 +37,7 @@ _SINGLE_PANEL_FLAGS = (("curved_detector", "-curved_det"), ("point_pixel", "-poi
 
 
 def wants_experiment_route(settings) -> bool:
-    return bool(settings.geomfilename)
+    return bool(settings.geomfilename or settings.exptfilename)
 
 
 def frame_rotation(beam_vector) -> np.ndarray:
@@ -71,11 +76,68 @@ def experiment_with_geometry(settings, sim, log) -> tuple[Experiment, list]:
                               panel_sampling=geometry.panel_sampling(sampling)), geometry.masks
 
 
+def read_expt(settings):
+    """(the --expt file read, settings with its unit cell when the flags give neither -cell nor -mat)."""
+    from .models.dials import read_experiment_list
+    dials = read_experiment_list(settings.exptfilename)
+    if dials.crystal is None:
+        raise InputError(f"--expt: {settings.exptfilename} holds no crystal (an indexed experiment is needed)")
+    if settings.matfilename is None and not settings.user_cell:
+        a, b, c, alpha, beta, gamma = dials.crystal.unit_cell
+        settings = dataclasses.replace(settings, user_cell=True, cell_a=a, cell_b=b, cell_c=c,
+                                       alpha=math.radians(alpha), beta=math.radians(beta), gamma=math.radians(gamma))
+    return dials, settings
+
+
+def experiment_with_expt(settings, sim, dials, log) -> Experiment:
+    """The flags' experiment with the beam, detector, crystal and goniometer/scan of ``--expt``."""
+    flags = Experiment.from_simulation(sim, mosaic_seed=settings.mosaic_seed)
+    crystal = flags.crystal
+    beam = dials.beam.replace(fluence_photons_per_m2=flags.beam.fluence_photons_per_m2)
+    # phi steps over the file's oscillation by nanoBragg's rule (-phisteps, -phistep, or 2 steps)
+    oscillation = math.radians(dials.goniometer.oscillation_deg)
+    phi_steps = _phi_steps(dataclasses.replace(settings, osc=oscillation))[0] if oscillation > 0.0 else 1
+    goniometer = dials.goniometer.replace(phi_steps=phi_steps,
+                                          mosaic_spread_deg=flags.goniometer.mosaic_spread_deg,
+                                          mosaic_domains=flags.goniometer.mosaic_domains,
+                                          mosaic_seed=settings.mosaic_seed)
+    log("%s: %d panels, crystal and goniometer from the DIALS experiment list" % (settings.exptfilename,
+                                                                                 len(dials.detector)))
+    return flags.replace(beam=beam, detector=dials.detector, goniometer=goniometer,
+                         crystal=dials.crystal.replace(cells=crystal.cells, shape=crystal.shape, fudge=crystal.fudge),
+                         sampling=flags.sampling.replace(roi=None, mask=None))
+
+
+def write_expt(settings, experiment: Experiment, stage, log) -> None:
+    """--write-expt: the rendered experiment, its image template taken from -intfile (digits -> #)."""
+    from .models.dials import write_experiment_list
+    still = experiment.goniometer.oscillation_deg == 0.0
+    name = os.path.basename(settings.intfilename)
+    digits = list(re.finditer(r"\d+", os.path.splitext(name)[0]))
+    if still:
+        options = dict(images=[name])
+    elif digits:
+        last = digits[-1]
+        options = dict(image_template=name[:last.start()] + "#" * len(last.group()) + name[last.end():],
+                       image_range=(int(last.group()),) * 2)
+    else:
+        options = dict(image_template=name, image_range=(1, 1))
+    write_experiment_list(stage(settings.write_exptfilename), experiment, **options)
+    log("writing %s as a DIALS experiment list" % settings.write_exptfilename)
+
+
 def run_experiment(settings, log, err) -> int:
-    """Render and write a --geom command line, panel by panel."""
-    _refuse_single_panel_flags(settings, "--geom")
-    sim = build_simulation(settings, log=log)
-    experiment, _ = experiment_with_geometry(settings, sim, log)
+    """Render and write a --geom or --expt command line, panel by panel."""
+    if settings.geomfilename and settings.exptfilename:
+        raise InputError("--geom: give either --geom or --expt, not both")
+    _refuse_single_panel_flags(settings, "--geom" if settings.geomfilename else "--expt")
+    if settings.geomfilename:
+        sim = build_simulation(settings, log=log)
+        experiment, _ = experiment_with_geometry(settings, sim, log)
+    else:
+        dials, settings = read_expt(settings)
+        sim = build_simulation(settings, log=log)
+        experiment = experiment_with_expt(settings, sim, dials, log)
     simulator = Simulator(experiment, backend=settings.backend, dtype=settings.dtype, threads=settings.threads,
                           c_parity=bool(settings.c_parity))
     show = settings.progress_meter and err.isatty()
@@ -93,4 +155,6 @@ def run_experiment(settings, log, err) -> int:
                                                                         100 * omega / 4 / math.pi))
             write_files(panel_sim, result, files.for_panel(index, names).replace(response=response), log,
                         staged.stage)
+        if settings.write_exptfilename:
+            write_expt(settings, experiment, staged.stage, log)
     return 0

@@ -228,10 +228,12 @@ def test_geom_on_the_command_line_writes_each_panels_files(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     write_geometry(tmp_path / "m.geom", Detector(tuple(module_panels())), photon_energy_eV=12398.42)
     argv = ("--geom m.geom -cell 50 50 50 90 90 90 -misset 10 20 30 -N 3 -default_F 100 -oversample 1 "
-            "-floatfile f.bin -intfile i.img -nonoise -nopgm").split()
+            "-floatfile f.bin -intfile i.img -nonoise -nopgm --write-expt m.expt").split()
     assert cli.main(argv) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["m.geom"] + [f"f_m{i}.bin" for i in range(4)] + [f"i_m{i}.img" for i in range(4)])
+        ["m.geom", "m.expt"] + [f"f_m{i}.bin" for i in range(4)] + [f"i_m{i}.img" for i in range(4)])
+    from arraybragg.models.dials import read_experiment_list
+    assert [p.name for p in read_experiment_list(tmp_path / "m.expt").detector] == ["m0", "m1", "m2", "m3"]
     assert "4 panels from CrystFEL geometry" in capsys.readouterr().out
     # the same experiment from Python: MOSFLM frame (beam along +x), the file's panels turned into it
     geometry = read_geometry(tmp_path / "m.geom")
@@ -254,9 +256,10 @@ def test_geom_on_the_command_line_writes_each_panels_files(tmp_path, monkeypatch
 
 def ab_experiment_from_flags(argv):
     from arraybragg.models.experiment import Experiment
-    kept = [a for a in argv]
-    index = kept.index("--geom")
-    del kept[index:index + 2]
+    kept = list(argv)
+    for option in ("--geom", "--write-expt"):
+        index = kept.index(option)
+        del kept[index:index + 2]
     return Experiment.from_flags(kept)
 
 

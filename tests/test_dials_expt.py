@@ -211,3 +211,50 @@ def test_still_is_written_as_an_image_list_with_phi_in_the_crystal(tmp_path):
     np.testing.assert_allclose(read.crystal.a_A, rotated.a_A, atol=1e-12)
     expected = render(still.panel_simulation(1)).image
     np.testing.assert_allclose(render(read.experiment(F100).panel_simulation(1)).image, expected, rtol=1e-5, atol=0)
+
+
+# --------------------------------------------------------------------------- the command line
+def _float(path, shape):
+    return np.fromfile(path, dtype=np.float32).reshape(shape)
+
+
+@pytest.mark.parametrize("motion, template", [("-phi 3 -osc 0.5 -phisteps 3", "image_#####.img"),
+                                              ("", None)])
+def test_write_expt_then_expt_renders_the_same_pixels(tmp_path, monkeypatch, motion, template):
+    from arraybragg import cli
+    monkeypatch.chdir(tmp_path)
+    common = "-default_F 100 -N 5 -oversample 1 -nonoise -nopgm".split()
+    first = ("-cell 70 80 90 75 85 95 -misset 10 20 30 -detpixels_f 48 -detpixels_s 40 -distance 80 "
+             f"{motion} -floatfile a.bin -intfile image_00007.img --write-expt run.expt").split()
+    assert cli.main(first + common) == 0
+    written = read_experiment_list(tmp_path / "run.expt")
+    if template:
+        assert (written.template, written.image_range) == (template, (7, 7))
+    else:
+        assert written.images == ("image_00007.img",)
+    again = ("--expt run.expt -floatfile b.bin -intfile b.img" + (" -phisteps 3" if motion else "")).split()
+    assert cli.main(again + common) == 0
+    reference = _float(tmp_path / "a.bin", (40, 48))
+    assert reference.max() > 0
+    np.testing.assert_allclose(_float(tmp_path / "b.bin", (40, 48)), reference, rtol=0, atol=1e-6 * reference.max())
+
+
+def test_expt_and_geom_together_are_refused(tmp_path, monkeypatch, capsys):
+    from arraybragg import cli
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.expt").write_text("{}")
+    (tmp_path / "a.geom").write_text("")
+    assert cli.main("--expt a.expt --geom a.geom -default_F 1".split()) == 2
+    err = capsys.readouterr().err
+    assert "--geom" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.expt", "a.geom"]
+
+
+def test_a_bad_expt_file_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    from arraybragg import cli
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.expt").write_text('{"__id__": "ExperimentList", "experiment": []}')
+    assert cli.main("--expt bad.expt -default_F 1".split()) == 2
+    err = capsys.readouterr().err
+    assert "bad.expt" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.expt"]

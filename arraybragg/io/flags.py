@@ -183,6 +183,8 @@ class Settings:
     tile_pixels: Optional[int] = None
     mtz_column: Optional[str] = None    # -hkl MTZ / mmCIF column label
     geomfilename: Optional[str] = None  # --geom: CrystFEL geometry file (multi-panel detector)
+    exptfilename: Optional[str] = None  # --expt: DIALS experiment list (beam, detector, crystal, goniometer)
+    write_exptfilename: Optional[str] = None  # --write-expt: the rendered experiment as a DIALS file
     cbffilename: Optional[str] = None   # extra outputs (arraybragg.imagefiles)
     nexusfilename: Optional[str] = None
     nexus_int: bool = False
@@ -630,6 +632,11 @@ FLAG_TABLE: tuple[FlagSpec, ...] = (
     _positive("--tile-pixels", "tile_pixels", "pixels rendered per tile (default auto)"),
     _value(["--geom"], "geomfilename", "CrystFEL geometry file: render its panels (clen from -distance, "
            "photon energy from -energy/-lambda when the file names HDF5 paths)", kind="text", metavar="FILE"),
+    _value(["--expt"], "exptfilename", "DIALS experiment list: its beam, detector, crystal and "
+           "goniometer/scan replace the flags' (structure factors, -N, sampling and files from the flags)",
+           kind="text", metavar="FILE"),
+    _value(["--write-expt"], "write_exptfilename", "write the rendered experiment as a DIALS experiment list",
+           kind="text", metavar="FILE"),
     _value(["--mtz-column"], "mtz_column", "-hkl MTZ/mmCIF column (default: first F, else sqrt of "
            "first I)", kind="text", metavar="LABEL"),
     _value(["-cbffile"], "cbffilename", "miniCBF (Pilatus header) of the integer image", kind="text",
