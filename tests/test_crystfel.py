@@ -288,3 +288,20 @@ def test_geom_needs_the_distance_for_a_clen_in_the_data_file(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert "clen" in err and "-distance" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_reference
+def test_crystfels_own_example_files_render_from_the_command_line(tmp_path, monkeypatch):
+    """The unmodified Pilatus 6M (bad regions -> mask, photon energy from the file) and 64-ASIC CSPAD files."""
+    from arraybragg import cli
+    monkeypatch.chdir(tmp_path)
+    common = "-cell 79 79 38 90 90 90 -default_F 100 -N 5 -oversample 1 -nonoise -nopgm --dtype float32".split()
+    argv = f"--geom {GEOM / 'pilatus.geom'} -distance 200 -floatfile p.bin -intfile p.img".split()
+    assert cli.main(argv + common) == 0
+    image = np.fromfile(tmp_path / "p.bin", dtype=np.float32).reshape(2527, 2463)
+    mask = read_geometry(GEOM / "pilatus.geom", clen_mm=200).masks[0]
+    assert np.all(image[mask == 0] == 0) and np.all(image[mask != 0] > 0)
+    argv = f"--geom {GEOM / 'cspad-single.geom'} -distance 100 -lambda 1.3 -floatfile c.bin -intfile c.img".split()
+    assert cli.main(argv + common) == 0
+    floats = sorted(tmp_path.glob("c_*.bin"))
+    assert len(floats) == 64 and all(np.fromfile(f, dtype=np.float32).max() > 0 for f in floats)
