@@ -145,60 +145,69 @@ def setup_trace_lines(s, sim: Simulation) -> list[str]:
     lines = []
     put = lambda name, text: lines.append("TRACE_PY:%s=%s" % (name, text))
     angles = "rotx:%s roty:%s rotz:%s twotheta:%s" % tuple(_g(a) for a in (*rot, s.detector_twotheta))
-    pixel_mm = _g(d.pixel_size * 1000.0)
-    sample_pivot = start.pivot == "SAMPLE" and not start.user_pix0
-    if sample_pivot:
-        put("detector_convention", start.convention)
-        put("angles_rad", angles)
-        put("beam_center_m", "Xclose:%s Yclose:%s pixel_mm:%s" % (_g(d.Xclose / 1000.0), _g(d.Yclose / 1000.0),
-                                                                  pixel_mm))
-        for name, v in (("initial_fdet", start.fdet), ("initial_sdet", start.sdet), ("initial_odet", start.odet)):
-            put(name, _vec(v))
-        for name, value in (("Fclose_m", start.Fclose), ("Sclose_m", start.Sclose),
-                            ("close_distance_m", start.close_distance), ("ratio", start.ratio),
-                            ("distance_m", start.distance)):
-            put(name, _g(value))
-        terms = (-start.Fclose * start.fdet, -start.Sclose * start.sdet, start.close_distance * start.odet)
-        for name, v in zip(("term_fast_before_rot", "term_slow_before_rot", "term_close_before_rot"), terms):
-            put(name, _vec(v))
-        pix0 = terms[0] + terms[1] + terms[2]
-        put("pix0_before_rotation", _vec(pix0))
-        put("pix0_after_rotz", _vec(rotate_xyz(pix0, *rot)))
-        put("pix0_after_twotheta", _vec(d.pix0))
+    if start.pivot == "SAMPLE" and not start.user_pix0:
+        _sample_pivot_lines(put, d, start, rot, angles)
     for name, v in (("fdet", start.fdet), ("sdet", start.sdet), ("odet", start.odet)):
         put(name + "_after_rotz", _vec(rotate_xyz(v, *rot)))
     put("twotheta_axis", _vec(start.twotheta_axis))
-    final = (("fdet", d.fdet), ("sdet", d.sdet), ("odet", d.odet))
-    for name, v in final:
+    for name, v in (("fdet", d.fdet), ("sdet", d.sdet), ("odet", d.odet)):
         put(name + "_after_twotheta", _vec(v))
     if start.pivot == "BEAM" and not start.user_pix0:
-        put("detector_convention", "MOSFLM")
-        put("convention_selected", start.convention)
-        put("pivot_selected", start.pivot)
-        put("angles_rad", angles)
-        put("beam_center_m", "X:%s Y:%s pixel_mm:%s" % (_g(d.Xbeam / 1000.0), _g(d.Ybeam / 1000.0), pixel_mm))
-        for name, fixed, real in (("fdet", (0, 0, 1), start.fdet), ("sdet", (0, -1, 0), start.sdet),
-                                  ("odet", (1, 0, 0), start.odet)):
-            put("initial_" + name, _vec(fixed))
-            put("initial_%s_selected" % name, _vec(real))
-        for name, m in zip(("Rx", "Ry", "Rz", "R_total"), _rotation_matrices(*rot)):
-            put(name, _matrix(m))
-        for name, v in final:
-            put(name + "_after_rotz", _vec(v))
-        put("twotheta_axis", _vec(start.twotheta_axis))
-        for name, v in final:
-            put(name + "_after_twotheta", _vec(v))
-        put("convention_mapping", "Fbeam\u2190Ybeam_mm(+0.5px),Sbeam\u2190Xbeam_mm(+0.5px),beam_vec=[1 0 0]")
-        put("Fbeam_m", _g(start.Fbeam))
-        put("Sbeam_m", _g(start.Sbeam))
-        put("distance_m", _g(start.distance))
-        put("term_fast", _vec(-start.Fbeam * d.fdet))
-        put("term_slow", _vec(-start.Sbeam * d.sdet))
-        put("term_beam", _vec(start.distance * start.beam))
-        put("pix0_vector", _vec(d.pix0))
+        _beam_pivot_lines(put, d, start, rot, angles)
     elif start.user_pix0:
         put("pix0_vector", _vec(d.pix0))
     return lines
+
+
+def _sample_pivot_lines(put, d, start: _DetectorStart, rot, angles: str):
+    """The C's sample-pivot block: the origin from the close-distance terms before the rotations."""
+    put("detector_convention", start.convention)
+    put("angles_rad", angles)
+    put("beam_center_m", "Xclose:%s Yclose:%s pixel_mm:%s" % (_g(d.Xclose / 1000.0), _g(d.Yclose / 1000.0),
+                                                              _g(d.pixel_size * 1000.0)))
+    for name, v in (("initial_fdet", start.fdet), ("initial_sdet", start.sdet), ("initial_odet", start.odet)):
+        put(name, _vec(v))
+    for name, value in (("Fclose_m", start.Fclose), ("Sclose_m", start.Sclose),
+                        ("close_distance_m", start.close_distance), ("ratio", start.ratio),
+                        ("distance_m", start.distance)):
+        put(name, _g(value))
+    terms = (-start.Fclose * start.fdet, -start.Sclose * start.sdet, start.close_distance * start.odet)
+    for name, v in zip(("term_fast_before_rot", "term_slow_before_rot", "term_close_before_rot"), terms):
+        put(name, _vec(v))
+    pix0 = terms[0] + terms[1] + terms[2]
+    put("pix0_before_rotation", _vec(pix0))
+    put("pix0_after_rotz", _vec(rotate_xyz(pix0, *rot)))
+    put("pix0_after_twotheta", _vec(d.pix0))
+
+
+def _beam_pivot_lines(put, d, start: _DetectorStart, rot, angles: str):
+    """The C's beam-pivot block: rotation matrices, final axes and the origin from the beam centre."""
+    put("detector_convention", "MOSFLM")
+    put("convention_selected", start.convention)
+    put("pivot_selected", start.pivot)
+    put("angles_rad", angles)
+    put("beam_center_m", "X:%s Y:%s pixel_mm:%s" % (_g(d.Xbeam / 1000.0), _g(d.Ybeam / 1000.0),
+                                                    _g(d.pixel_size * 1000.0)))
+    for name, fixed, real in (("fdet", (0, 0, 1), start.fdet), ("sdet", (0, -1, 0), start.sdet),
+                              ("odet", (1, 0, 0), start.odet)):
+        put("initial_" + name, _vec(fixed))
+        put("initial_%s_selected" % name, _vec(real))
+    for name, m in zip(("Rx", "Ry", "Rz", "R_total"), _rotation_matrices(*rot)):
+        put(name, _matrix(m))
+    final = (("fdet", d.fdet), ("sdet", d.sdet), ("odet", d.odet))
+    for name, v in final:
+        put(name + "_after_rotz", _vec(v))
+    put("twotheta_axis", _vec(start.twotheta_axis))
+    for name, v in final:
+        put(name + "_after_twotheta", _vec(v))
+    put("convention_mapping", "Fbeam\u2190Ybeam_mm(+0.5px),Sbeam\u2190Xbeam_mm(+0.5px),beam_vec=[1 0 0]")
+    put("Fbeam_m", _g(start.Fbeam))
+    put("Sbeam_m", _g(start.Sbeam))
+    put("distance_m", _g(start.distance))
+    put("term_fast", _vec(-start.Fbeam * d.fdet))
+    put("term_slow", _vec(-start.Sbeam * d.sdet))
+    put("term_beam", _vec(start.distance * start.beam))
+    put("pix0_vector", _vec(d.pix0))
 
 
 # ------------------------------------------------------------------------------------ the walk
