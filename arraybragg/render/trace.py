@@ -491,14 +491,15 @@ def _rendered(sim: Simulation, result: Optional[RenderResult]) -> RenderResult:
     return result if result is not None else Renderer(sim, backend="numpy", policy="float64").render()
 
 
-def walker_at(sim: Simulation, fast: int, slow: int, result: RenderResult) -> Optional[PixelWalker]:
-    """A walker in the state ``result``'s render is in when it reaches pixel (fast, slow); None if not rendered."""
+def walker_at(sim: Simulation, fast: int, slow: int, result: Optional[RenderResult] = None) -> Optional[PixelWalker]:
+    """A walker in the state ``result``'s render (without one, a render of ``sim``) is in when it reaches
+    pixel (fast, slow); None if that pixel is not rendered."""
     d = sim.detector
     if not (0 <= fast < d.fpixels and 0 <= slow < d.spixels):
         return None
     if not sim.sampling.rendered(d.spixels, d.fpixels)[slow, fast]:
         return None
-    return PixelWalker(sim, *_entry_state(sim, slow * d.fpixels + fast, result))
+    return PixelWalker(sim, *_entry_state(sim, slow * d.fpixels + fast, _rendered(sim, result)))
 
 
 # ------------------------------------------------------------------------------ reports
