@@ -94,7 +94,7 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     result = renderer.render(progress=progress.terminal_progress(err) if show_progress else None)
     if settings.trace_pixel is not None or settings.printout:
         from .render import trace  # only for -trace_pixel / -printout: keeps start-up short
-        for line in trace.report_lines(settings, sim, result.image):
+        for line in trace.report_lines(settings, sim, result):
             log(line)
     for line in result.log:
         log(line)

@@ -36,9 +36,9 @@ def renderer(args: str, dtype="float32", threads=1, tile_pixels=None) -> Rendere
 def render_both_ways(args: str):
     """(increment-path image, direct-path image, float64 image) of one float32 setup."""
     fast = renderer(args)
-    assert fast.increments is not None
+    assert fast.terms.increments is not None
     direct = renderer(args)
-    direct.increments = None
+    direct.terms.increments = None
     return fast.render().image, direct.render().image, renderer(args, "float64").render().image
 
 
@@ -68,8 +68,8 @@ def test_crossings_are_redone_by_the_direct_path(workdir):
     """With a 0.5 degree sweep, some evaluations leave their reference index: those are redone."""
     r = renderer(SWEEP)
     calls = []
-    direct_sums = r._direct_sums
-    r._direct_sums = lambda scattering, keep, column: calls.append(scattering.shape[0]) or direct_sums(
+    direct_sums = r.terms.direct_sums
+    r.terms.direct_sums = lambda scattering, keep, column: calls.append(scattering.shape[0]) or direct_sums(
         scattering, keep, column)
     r.render()
     redone, total = sum(calls), 96 * 96
@@ -78,10 +78,10 @@ def test_crossings_are_redone_by_the_direct_path(workdir):
 
 def test_duplicate_orientations_are_weighted(workdir):
     """--c-parity with phi starting at 0: one of the five rotations repeats, so four are evaluated."""
-    plan = renderer(f"{SWEEP} --c-parity").increments
+    plan = renderer(f"{SWEEP} --c-parity").terms.increments
     assert (plan.orientations, plan.total_orientations) == (4, 5)
     assert sorted(np.asarray(plan.weights).ravel().tolist()) == [1.0, 1.0, 1.0, 2.0]
-    assert renderer(SWEEP).increments.weights is None
+    assert renderer(SWEEP).terms.increments.weights is None
 
 
 @pytest.mark.parametrize("args, dtype", [
@@ -91,7 +91,7 @@ def test_duplicate_orientations_are_weighted(workdir):
     (SWEEP + " -interpolate", "float32"),
 ])
 def test_increment_path_only_where_it_applies(workdir, args, dtype):
-    assert renderer(args, dtype).increments is None
+    assert renderer(args, dtype).terms.increments is None
 
 
 @pytest.mark.parametrize("args", [
@@ -100,11 +100,11 @@ def test_increment_path_only_where_it_applies(workdir, args, dtype):
 ])
 def test_tiles_with_large_increments_take_the_direct_path(workdir, args):
     r = renderer(args)
-    assert r.increments is not None
+    assert r.terms.increments is not None
 
     def refuse(*_):
         raise AssertionError("increment path used")
-    r._increment_sums = refuse
+    r.terms.increment_sums = refuse
     assert r.render().image.max() > 0
 
 
@@ -113,8 +113,8 @@ def test_each_tile_checks_its_own_increments(workdir):
     args = SWEEP.replace("-distance 100", "-distance 5") + " -oversample 1"
     r = renderer(args, tile_pixels=512)
     tiles = []
-    increment_sums = r._increment_sums
-    r._increment_sums = lambda *a: tiles.append(a[0].shape[0]) or increment_sums(*a)
+    increment_sums = r.terms.increment_sums
+    r.terms.increment_sums = lambda *a: tiles.append(a[0].shape[0]) or increment_sums(*a)
     image = r.render().image
     assert 0 < len(tiles) < (96 * 96 + 511) // 512
     assert_within(image, renderer(args, "float64").render().image)
@@ -135,7 +135,7 @@ def test_increment_path_under_array_api_strict(workdir, extra):
     """The increment path uses nothing beyond the array API standard: same image as on NumPy."""
     sim = build_simulation(parse_args(f"{SWEEP} {extra}".split()))
     strict = Renderer(sim, "array_api_strict", "float32")
-    assert strict.increments is not None
+    assert strict.terms.increments is not None
     numpy_image = Renderer(sim, "numpy", "float32").render().image
     np.testing.assert_allclose(strict.render().image, numpy_image, rtol=1e-6, atol=1e-9 * numpy_image.max())
 
@@ -148,8 +148,8 @@ def test_increment_path_on_a_non_default_device(workdir):
 
     sim = build_simulation(parse_args(SWEEP.split()))
     on_host = Renderer(sim, "numpy", "float32", threads=1)
-    assert on_host.increments is not None
+    assert on_host.terms.increments is not None
     device = get_backend("array_api_strict", device=array_api_strict.Device("device1"))
     elsewhere = Renderer(sim, device, "float32")
-    assert elsewhere.increments is not None
+    assert elsewhere.terms.increments is not None
     np.testing.assert_array_equal(elsewhere.render().image, on_host.render().image)

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from conftest import NO_REFERENCE, REFERENCE, corpus_cases, link_inputs, write_smooth_hkl
 
-from arraybragg import cli
+from arraybragg import build_simulation, cli, parse_args
+from arraybragg.render.renderer import Renderer, render
 from arraybragg.tools.trace_diff import compare_traces, parse_trace_lines, read_trace
 
 TRACE_CASES = [case for case in corpus_cases() if case.meta.get("trace")]
@@ -151,6 +153,30 @@ def test_c_parity_phi_carry_starts_at_the_first_phi_loop_not_the_first_pixel(tmp
                                                        rel=1e-12)
     assert records["I_before_scaling"][0] == pytest.approx(219167.011740855, rel=1e-9)
     assert records["I_pixel_final"][0] == pytest.approx(0.0182047963037098, rel=1e-9)
+
+
+def test_render_records_where_nanobragg_state_changes(tmp_path, monkeypatch):
+    """A --c-parity render records the pixel of the tricubic switch-off (rendering only the pixels
+    before it leaves interpolation on, including it turns it off) and that of the first phi loop,
+    which the trace takes as its entry state."""
+    monkeypatch.chdir(tmp_path)
+    write_smooth_hkl(tmp_path / "small.hkl")
+    sim = build_simulation(parse_args(SWITCH_OFF + ["--c-parity"]))
+    off = Renderer(sim, "numpy", "float64", threads=1).render().interpolation_off_at
+    d = sim.detector
+    assert off is not None and sim.sampling.rendered(d.spixels, d.fpixels).reshape(-1)[off]
+
+    def interpolating_after(stop):
+        mask = sim.sampling.rendered(d.spixels, d.fpixels).reshape(-1).copy()
+        mask[stop:] = False
+        prefix = replace(sim, sampling=replace(sim.sampling, mask=mask.reshape(d.shape).astype(np.uint8)))
+        renderer = Renderer(prefix, "numpy", "float64", threads=1)
+        renderer.render()
+        return renderer.terms.interpolation.enabled
+    assert interpolating_after(off) and not interpolating_after(off + 1)
+    dmin = parse_args("-cell 70 80 90 75 85 95 -default_F 100 -N 5 -lambda 1 -distance 100 -pixel 0.1 "
+                      "-detpixels 64 -misset 10 20 30 -phi 0 -osc 1 -phisteps 3 -dmin 25 --c-parity".split())
+    assert render(build_simulation(dmin)).first_phi_loop_at == 9       # pixel 9 of row 0, as nanoBragg
 
 
 # nanoBragg's own -printout for SMALL -printout_pixel 20 12 (single thread, the unmodified program)

@@ -13,7 +13,7 @@ vectors; Miller indices are dimensionless.
 from .intensity import (AVOGADRO, R_E_SQR, WATER_F, WATER_MW, capture_fraction, polarization_factor,
                         water_background)
 from .lattice import (ROUND_SCALE, grating_amplitude, grating_sq_from_phases, lattice_factor_sq, nearest_index,
-                      round_half_even, sin_pi, sinc3, sincg)
+                      round_half_even, shape_amplitude, sin_pi, sinc3, sincg)
 from .structure_factors import (interpolation_out_of_range, structure_factor_nearest, structure_factor_table,
                                 structure_factor_tricubic)
 from .vectors import cross, dot, norm, rotate_about_axis
@@ -21,6 +21,7 @@ from .vectors import cross, dot, norm, rotate_about_axis
 __all__ = [
     "AVOGADRO", "R_E_SQR", "ROUND_SCALE", "WATER_F", "WATER_MW", "capture_fraction", "cross", "dot",
     "grating_amplitude", "grating_sq_from_phases", "interpolation_out_of_range", "lattice_factor_sq",
-    "nearest_index", "norm", "polarization_factor", "rotate_about_axis", "round_half_even", "sin_pi", "sinc3",
-    "sincg", "structure_factor_nearest", "structure_factor_table", "structure_factor_tricubic", "water_background",
+    "nearest_index", "norm", "polarization_factor", "rotate_about_axis", "round_half_even", "shape_amplitude",
+    "sin_pi", "sinc3", "sincg", "structure_factor_nearest", "structure_factor_table", "structure_factor_tricubic",
+    "water_background",
 ]

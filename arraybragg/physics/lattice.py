@@ -131,21 +131,29 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
             numerator /= denominator
         numerator *= numerator
         return numerator
-    volume = Na * Nb * Nc
-    if shape == "ROUND":
-        hrad_sq = (delta[0, ...] ** 2 * Na * Na + delta[1, ...] ** 2 * Nb * Nb + delta[2, ...] ** 2 * Nc * Nc)
-        amp = volume * ROUND_SCALE * sinc3(math.pi * xp.sqrt(hrad_sq * crystal_params["fudge"]))
-    else:
-        recip = crystal_params["reciprocal"]
-        dstar = [delta[0, ...] * recip[0, i] + delta[1, ...] * recip[1, i] + delta[2, ...] * recip[2, i]
-                 for i in range(3)]
-        rad_star_sq = (dstar[0] ** 2 + dstar[1] ** 2 + dstar[2] ** 2) * (Na * Na * Nb * Nb * Nc * Nc)
-        if shape == "GAUSS":
-            amp = volume * xp.exp(-(rad_star_sq / 0.63 * crystal_params["fudge"]))
-        else:  # TOPHAT (models.lab.Crystal admits only the four shapes)
-            amp = xp.where(rad_star_sq * crystal_params["fudge"] < 0.3969,
-                           xp.full_like(rad_star_sq, volume), xp.zeros_like(rad_star_sq))
+    amp = shape_amplitude(delta, crystal_params)
     return xp.astype(amp * amp, lattice_dtype)
+
+
+def shape_amplitude(delta, crystal_params):
+    """F_latt, signed, of the ROUND, GAUSS and TOPHAT shapes at ``delta`` = hkl - nearest integer (3, ...).
+
+    ``crystal_params`` as for ``lattice_factor_sq``; float64 in, float64 out.
+    """
+    xp = array_namespace(delta)
+    Na, Nb, Nc = crystal_params["N"]
+    volume = Na * Nb * Nc
+    if crystal_params["shape"] == "ROUND":
+        hrad_sq = (delta[0, ...] ** 2 * Na * Na + delta[1, ...] ** 2 * Nb * Nb + delta[2, ...] ** 2 * Nc * Nc)
+        return volume * ROUND_SCALE * sinc3(math.pi * xp.sqrt(hrad_sq * crystal_params["fudge"]))
+    recip = crystal_params["reciprocal"]
+    dstar = [delta[0, ...] * recip[0, i] + delta[1, ...] * recip[1, i] + delta[2, ...] * recip[2, i]
+             for i in range(3)]
+    rad_star_sq = (dstar[0] ** 2 + dstar[1] ** 2 + dstar[2] ** 2) * (Na * Na * Nb * Nb * Nc * Nc)
+    if crystal_params["shape"] == "GAUSS":
+        return volume * xp.exp(-(rad_star_sq / 0.63 * crystal_params["fudge"]))
+    return xp.where(rad_star_sq * crystal_params["fudge"] < 0.3969,  # TOPHAT
+                    xp.full_like(rad_star_sq, volume), xp.zeros_like(rad_star_sq))
 
 
 def grating_sq_from_phases(phases, Ns):

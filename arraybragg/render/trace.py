@@ -1,32 +1,41 @@
-"""Pixel traces (``-trace_pixel S F``) and nanoBragg's ``-printout``: one pixel walked by hand.
+"""Pixel traces (``-trace_pixel S F``) and nanoBragg's ``-printout``: one pixel walked in the C's order.
 
 The renderer evaluates whole tiles as arrays; a trace instead walks ONE pixel
 through nanoBragg's loops in their order (sensor layer -> subpixel -> source
--> phi -> mosaic domain) with host float64 scalars, printing the quantities
-the instrumented C program prints (``TRACE_C``) as ``TRACE_PY`` lines with
-the same names, units, order and ``%.15g`` formatting, so that
-``arraybragg-trace-diff`` can compare them field by field.  It uses the C's
-unreduced, signed ``sincg`` so that F_latt_a/b/c carry the C's signs.
+-> phi -> mosaic domain), printing the quantities the instrumented C program
+prints (``TRACE_C``) as ``TRACE_PY`` lines with the same names, units, order
+and ``%.15g`` formatting, so that ``arraybragg-trace-diff`` can compare them
+field by field.  The pixel's geometry (positions, solid angle, capture
+fraction, polarization, the -dmin cut) comes from the renderer's own array
+code (:mod:`.pixels`, a tile of one pixel in NumPy float64), the lattice
+shapes and structure factors from :mod:`arraybragg.physics`; the walk itself
+adds the C's unreduced, signed ``sincg`` so that F_latt_a/b/c carry the C's
+signs, and reproduces nanoBragg's per-pixel caches of solid angle, capture
+fraction and polarization.
 
-A walk also reproduces nanoBragg's loop-carried state: the per-pixel caches
-of solid angle, capture fraction and polarization, the spindle orientation
-carried over to phi = 0 steps (``--c-parity``), and the tricubic switch that
-turns off for good at the first out-of-range neighbourhood.  Nothing here runs
-unless -trace_pixel or -printout is given; the render itself is untouched.
+State carried from earlier pixels (--c-parity: the spindle orientation a
+phi = 0 step reuses, and the tricubic switch that turns off for good at the
+first out-of-range neighbourhood) is taken from the render being traced,
+which records where both happened.  Nothing here runs unless -trace_pixel or
+-printout is given; the render itself is untouched.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
 from .. import physics
-from .renderer import Renderer
-from ..models.vectors import rotate_axis, rotate_xyz, unit
+from ..backend import get_backend
 from ..models.lab import Simulation
 from ..models.nanobragg import CONVENTIONS, DBL_MIN, RTD
+from ..models.vectors import rotate_axis, rotate_xyz, unit
+from .pixels import PixelGeometry, sin_theta_over_lambda
+from .renderer import Renderer, RenderResult
+from .schedule import RenderedPixels
+from .staging import stage_crystal_params, stage_structure_factors
 
 Emit = Optional[Callable[[str], None]]
 
@@ -136,60 +145,69 @@ def setup_trace_lines(s, sim: Simulation) -> list[str]:
     lines = []
     put = lambda name, text: lines.append("TRACE_PY:%s=%s" % (name, text))
     angles = "rotx:%s roty:%s rotz:%s twotheta:%s" % tuple(_g(a) for a in (*rot, s.detector_twotheta))
-    pixel_mm = _g(d.pixel_size * 1000.0)
-    sample_pivot = start.pivot == "SAMPLE" and not start.user_pix0
-    if sample_pivot:
-        put("detector_convention", start.convention)
-        put("angles_rad", angles)
-        put("beam_center_m", "Xclose:%s Yclose:%s pixel_mm:%s" % (_g(d.Xclose / 1000.0), _g(d.Yclose / 1000.0),
-                                                                  pixel_mm))
-        for name, v in (("initial_fdet", start.fdet), ("initial_sdet", start.sdet), ("initial_odet", start.odet)):
-            put(name, _vec(v))
-        for name, value in (("Fclose_m", start.Fclose), ("Sclose_m", start.Sclose),
-                            ("close_distance_m", start.close_distance), ("ratio", start.ratio),
-                            ("distance_m", start.distance)):
-            put(name, _g(value))
-        terms = (-start.Fclose * start.fdet, -start.Sclose * start.sdet, start.close_distance * start.odet)
-        for name, v in zip(("term_fast_before_rot", "term_slow_before_rot", "term_close_before_rot"), terms):
-            put(name, _vec(v))
-        pix0 = terms[0] + terms[1] + terms[2]
-        put("pix0_before_rotation", _vec(pix0))
-        put("pix0_after_rotz", _vec(rotate_xyz(pix0, *rot)))
-        put("pix0_after_twotheta", _vec(d.pix0))
+    if start.pivot == "SAMPLE" and not start.user_pix0:
+        _sample_pivot_lines(put, d, start, rot, angles)
     for name, v in (("fdet", start.fdet), ("sdet", start.sdet), ("odet", start.odet)):
         put(name + "_after_rotz", _vec(rotate_xyz(v, *rot)))
     put("twotheta_axis", _vec(start.twotheta_axis))
-    final = (("fdet", d.fdet), ("sdet", d.sdet), ("odet", d.odet))
-    for name, v in final:
+    for name, v in (("fdet", d.fdet), ("sdet", d.sdet), ("odet", d.odet)):
         put(name + "_after_twotheta", _vec(v))
     if start.pivot == "BEAM" and not start.user_pix0:
-        put("detector_convention", "MOSFLM")
-        put("convention_selected", start.convention)
-        put("pivot_selected", start.pivot)
-        put("angles_rad", angles)
-        put("beam_center_m", "X:%s Y:%s pixel_mm:%s" % (_g(d.Xbeam / 1000.0), _g(d.Ybeam / 1000.0), pixel_mm))
-        for name, fixed, real in (("fdet", (0, 0, 1), start.fdet), ("sdet", (0, -1, 0), start.sdet),
-                                  ("odet", (1, 0, 0), start.odet)):
-            put("initial_" + name, _vec(fixed))
-            put("initial_%s_selected" % name, _vec(real))
-        for name, m in zip(("Rx", "Ry", "Rz", "R_total"), _rotation_matrices(*rot)):
-            put(name, _matrix(m))
-        for name, v in final:
-            put(name + "_after_rotz", _vec(v))
-        put("twotheta_axis", _vec(start.twotheta_axis))
-        for name, v in final:
-            put(name + "_after_twotheta", _vec(v))
-        put("convention_mapping", "Fbeam\u2190Ybeam_mm(+0.5px),Sbeam\u2190Xbeam_mm(+0.5px),beam_vec=[1 0 0]")
-        put("Fbeam_m", _g(start.Fbeam))
-        put("Sbeam_m", _g(start.Sbeam))
-        put("distance_m", _g(start.distance))
-        put("term_fast", _vec(-start.Fbeam * d.fdet))
-        put("term_slow", _vec(-start.Sbeam * d.sdet))
-        put("term_beam", _vec(start.distance * start.beam))
-        put("pix0_vector", _vec(d.pix0))
+        _beam_pivot_lines(put, d, start, rot, angles)
     elif start.user_pix0:
         put("pix0_vector", _vec(d.pix0))
     return lines
+
+
+def _sample_pivot_lines(put, d, start: _DetectorStart, rot, angles: str):
+    """The C's sample-pivot block: the origin from the close-distance terms before the rotations."""
+    put("detector_convention", start.convention)
+    put("angles_rad", angles)
+    put("beam_center_m", "Xclose:%s Yclose:%s pixel_mm:%s" % (_g(d.Xclose / 1000.0), _g(d.Yclose / 1000.0),
+                                                              _g(d.pixel_size * 1000.0)))
+    for name, v in (("initial_fdet", start.fdet), ("initial_sdet", start.sdet), ("initial_odet", start.odet)):
+        put(name, _vec(v))
+    for name, value in (("Fclose_m", start.Fclose), ("Sclose_m", start.Sclose),
+                        ("close_distance_m", start.close_distance), ("ratio", start.ratio),
+                        ("distance_m", start.distance)):
+        put(name, _g(value))
+    terms = (-start.Fclose * start.fdet, -start.Sclose * start.sdet, start.close_distance * start.odet)
+    for name, v in zip(("term_fast_before_rot", "term_slow_before_rot", "term_close_before_rot"), terms):
+        put(name, _vec(v))
+    pix0 = terms[0] + terms[1] + terms[2]
+    put("pix0_before_rotation", _vec(pix0))
+    put("pix0_after_rotz", _vec(rotate_xyz(pix0, *rot)))
+    put("pix0_after_twotheta", _vec(d.pix0))
+
+
+def _beam_pivot_lines(put, d, start: _DetectorStart, rot, angles: str):
+    """The C's beam-pivot block: rotation matrices, final axes and the origin from the beam centre."""
+    put("detector_convention", "MOSFLM")
+    put("convention_selected", start.convention)
+    put("pivot_selected", start.pivot)
+    put("angles_rad", angles)
+    put("beam_center_m", "X:%s Y:%s pixel_mm:%s" % (_g(d.Xbeam / 1000.0), _g(d.Ybeam / 1000.0),
+                                                    _g(d.pixel_size * 1000.0)))
+    for name, fixed, real in (("fdet", (0, 0, 1), start.fdet), ("sdet", (0, -1, 0), start.sdet),
+                              ("odet", (1, 0, 0), start.odet)):
+        put("initial_" + name, _vec(fixed))
+        put("initial_%s_selected" % name, _vec(real))
+    for name, m in zip(("Rx", "Ry", "Rz", "R_total"), _rotation_matrices(*rot)):
+        put(name, _matrix(m))
+    final = (("fdet", d.fdet), ("sdet", d.sdet), ("odet", d.odet))
+    for name, v in final:
+        put(name + "_after_rotz", _vec(v))
+    put("twotheta_axis", _vec(start.twotheta_axis))
+    for name, v in final:
+        put(name + "_after_twotheta", _vec(v))
+    put("convention_mapping", "Fbeam\u2190Ybeam_mm(+0.5px),Sbeam\u2190Xbeam_mm(+0.5px),beam_vec=[1 0 0]")
+    put("Fbeam_m", _g(start.Fbeam))
+    put("Sbeam_m", _g(start.Sbeam))
+    put("distance_m", _g(start.distance))
+    put("term_fast", _vec(-start.Fbeam * d.fdet))
+    put("term_slow", _vec(-start.Sbeam * d.sdet))
+    put("term_beam", _vec(start.distance * start.beam))
+    put("pix0_vector", _vec(d.pix0))
 
 
 # ------------------------------------------------------------------------------------ the walk
@@ -232,6 +250,18 @@ class _PixelState:
     incident: tuple = (0.0, 0.0, 0.0)
 
 
+class _PixelArrays:
+    """One pixel's geometry from the renderer's own array code: a tile of one pixel (NumPy, float64),
+    read per (layer, subpixel in subS-major order, source)."""
+
+    def __init__(self, pixels: PixelGeometry, flat_index: int):
+        self.geometry = pixels.tile(np.asarray([flat_index]))
+        self.polar = pixels.polarization(self.geometry)
+        self.stol = sin_theta_over_lambda(self.geometry.scattering)[0]
+        keep = pixels.resolution_cut(self.geometry.scattering)
+        self.keep = None if keep is None else np.reshape(keep, self.stol.shape)
+
+
 class PixelWalker:
     """Walks pixels through nanoBragg's loops in C order, carrying the C's loop state between them.
 
@@ -242,19 +272,17 @@ class PixelWalker:
 
     def __init__(self, sim: Simulation, interpolate: bool, spindle_cell=None):
         self.sim = sim
-        c, g, sf = sim.crystal, sim.goniometer, sim.structure_factors
+        c, g = sim.crystal, sim.goniometer
         self.cell0 = tuple(tuple(float(x) for x in v) for v in (c.a, c.b, c.c))
         self.spindle_cell = spindle_cell or self.cell0
         self.interpolate = interpolate
         self.umats = [tuple(tuple(float(x) for x in row) for row in u)
                       for u in (g.mosaic_umats if g.mosaic_spread > 0.0 else g.mosaic_umats[:1])]
         self.reciprocal = tuple(tuple(float(x) for x in v) for v in (c.a_star, c.b_star, c.c_star))
-        grid = sf.grid
-        self.grid = grid if grid is not None and grid.count > 0 else None
-        self.table = None
-        if self.grid is not None:
-            self.table = physics.structure_factor_table(grid.F, (grid.h_min, grid.k_min, grid.l_min),
-                                                        (grid.h_max, grid.k_max, grid.l_max), sf.default_F)
+        host = get_backend("numpy")
+        self.pixels = PixelGeometry(sim, host)
+        self.crystal_params = stage_crystal_params(sim, host)
+        self.table = stage_structure_factors(sim, host, np.float64)
         self.I_bg = physics.water_background(sim.beam.fluence, sim.sampling.water_size)
         # loop variables that outlive a pixel in the C (printed by -printout)
         self.last = dict(stol=0.0, hkl=(0.0, 0.0, 0.0), hkl0=(0, 0, 0), F_cell=0.0, F_latt=0.0, cell=self.cell0)
@@ -270,30 +298,18 @@ class PixelWalker:
         return self.spindle_cell
 
     def _lattice(self, hkl, hkl0):
-        """(F_latt, (F_latt_a, F_latt_b, F_latt_c)); the factors are None for shapes other than SQUARE."""
+        """(F_latt, (F_latt_a, F_latt_b, F_latt_c)); the factors are None for shapes other than SQUARE,
+        and SQUARE's are the C's signed, unreduced sincg."""
         c = self.sim.crystal
-        N = (c.Na, c.Nb, c.Nc)
-        if c.shape == "SQUARE":
-            parts = [1.0, 1.0, 1.0]
-            F_latt = 1.0
-            for i in range(3):
-                if N[i] > 1:
-                    parts[i] = float(physics.sincg(np.asarray(math.pi * hkl[i]), N[i]))
-                    F_latt *= parts[i]
-            return F_latt, tuple(parts)
-        volume = N[0] * N[1] * N[2]
-        delta = [hkl[i] - hkl0[i] for i in range(3)]
-        if c.shape == "ROUND":
-            hrad_sq = (delta[0] * delta[0] * N[0] * N[0] + delta[1] * delta[1] * N[1] * N[1]
-                       + delta[2] * delta[2] * N[2] * N[2])
-            x = math.pi * math.sqrt(hrad_sq * c.fudge)
-            return volume * physics.ROUND_SCALE * float(physics.sinc3(np.asarray(x))), None
-        a_s, b_s, c_s = self.reciprocal
-        dstar = [delta[0] * a_s[i] + delta[1] * b_s[i] + delta[2] * c_s[i] for i in range(3)]
-        rad_star_sq = _dot(dstar, dstar) * N[0] * N[0] * N[1] * N[1] * N[2] * N[2]
-        if c.shape == "GAUSS":
-            return volume * math.exp(-(rad_star_sq / 0.63 * c.fudge)), None
-        return volume * float(rad_star_sq * c.fudge < 0.3969), None
+        if c.shape != "SQUARE":
+            delta = np.asarray(hkl) - np.asarray(hkl0, dtype=np.float64)
+            return float(physics.shape_amplitude(delta, self.crystal_params)), None
+        parts = tuple(float(physics.sincg(np.asarray(math.pi * h), N)) if N > 1 else 1.0
+                      for h, N in zip(hkl, (c.Na, c.Nb, c.Nc)))
+        F_latt = 1.0
+        for part in parts:
+            F_latt *= part
+        return F_latt, parts
 
     def _structure_factor(self, hkl, hkl0) -> float:
         """F_cell: tricubic where the neighbourhood is on the grid, else the nearest grid point (in
@@ -303,37 +319,20 @@ class PixelWalker:
             return float(physics.structure_factor_tricubic(point, self.table)[0])
         if self.sim.c_parity:
             self.interpolate = False
-        grid = self.grid
-        if grid is not None and all(lo <= i <= hi for i, lo, hi in zip(
-                hkl0, (grid.h_min, grid.k_min, grid.l_min), (grid.h_max, grid.k_max, grid.l_max))):
-            return float(grid.F[hkl0[0] - grid.h_min, hkl0[1] - grid.k_min, hkl0[2] - grid.l_min])
-        return self.sim.structure_factors.default_F
-
-    def _subpixel_geometry(self, fast, slow, layer, subS, subF):
-        """(pixel position, airpath, unit diffracted vector) of one subpixel in one sensor layer."""
-        d, o = self.sim.detector, self.sim.sampling.oversample
-        subpixel = d.pixel_size / o
-        Fdet = subpixel * (fast * o + subF) + subpixel / 2.0
-        Sdet = subpixel * (slow * o + subS) + subpixel / 2.0
-        Odet = layer * d.thickstep
-        pos = tuple(float(Fdet * d.fdet[i] + Sdet * d.sdet[i] + Odet * d.odet[i] + d.pix0[i]) for i in range(3))
-        if d.curved:
-            swung = rotate_axis(d.distance * d.beam_vector, d.sdet, pos[1] / d.distance)
-            pos = tuple(float(x) for x in rotate_axis(swung, d.fdet, pos[2] / d.distance))
-        airpath = math.sqrt(_dot(pos, pos))
-        return pos, airpath, tuple(x / airpath for x in pos)
+        nearest = np.asarray(hkl0, dtype=np.float64).reshape(3, 1)
+        return float(physics.structure_factor_nearest(nearest, self.table)[0])
 
     # ------------------------------------------------------------------ the loops
     def walk(self, fast: int, slow: int, emit: Emit = None) -> PixelWalk:
         """Accumulate one pixel as nanoBragg does; ``emit`` receives its TRACE_PY lines."""
         sim = self.sim
         d, smp = sim.detector, sim.sampling
+        arrays = _PixelArrays(self.pixels, slow * d.fpixels + fast)
         state = _PixelState(I=self.I_bg, I_pre_polar=self.I_bg, polar=1.0 if sim.beam.nopolar else 0.0)
         for layer in range(d.thicksteps):
             state.capture = 1.0 if d.thickness == 0.0 else 0.0
-            for subS in range(smp.oversample):
-                for subF in range(smp.oversample):
-                    self._subpixel(state, fast, slow, layer, subS, subF, emit)
+            for sub in range(smp.oversample ** 2):
+                self._subpixel(state, arrays, layer, sub, emit)
         value = physics.R_E_SQR * sim.beam.fluence * state.I / sim.steps
         if not smp.oversample_thick:
             value *= state.capture
@@ -348,45 +347,50 @@ class PixelWalker:
                          hkl=last["hkl"], hkl0=last["hkl0"], F_cell=last["F_cell"], F_latt=last["F_latt"],
                          cell=last["cell"])
 
-    def _subpixel(self, state: _PixelState, fast, slow, layer, subS, subF, emit: Emit):
+    def _subpixel(self, state: _PixelState, arrays: _PixelArrays, layer: int, sub: int, emit: Emit):
         """One subpixel of one sensor layer: cached solid angle and capture fraction, then every source."""
-        d, smp, b = self.sim.detector, self.sim.sampling, self.sim.beam
-        state.pos, airpath, state.diffracted = self._subpixel_geometry(fast, slow, layer, subS, subF)
+        smp, b = self.sim.sampling, self.sim.beam
+        geometry = arrays.geometry
+        state.pos = tuple(float(component[0, layer, sub]) for component in geometry.position)
+        state.diffracted = tuple(float(x) for x in geometry.diffracted[0, layer, sub])
         if state.omega == 0.0 or smp.oversample_omega:
-            state.omega = (1.0 / airpath / airpath if d.point_pixel
-                           else d.pixel_size * d.pixel_size / airpath / airpath * d.close_distance / airpath)
+            state.omega = float(geometry.omega[0, layer, sub])
         if state.capture == 0.0 or smp.oversample_thick:
-            parallax = np.asarray(_dot(state.diffracted, d.odet))
-            state.capture = float(physics.capture_fraction(parallax, layer, d.thickstep, d.mu))
+            state.capture = float(geometry.capture[0, layer, sub])
         for source in range(len(b.wavelengths)):
             state.incident = tuple(-float(x) for x in b.directions[source])
             lam = float(b.wavelengths[source])
-            scattering = tuple((state.diffracted[i] - state.incident[i]) / lam for i in range(3))
+            scattering = tuple(float(x) for x in geometry.scattering[0, layer, sub, source])
             if emit is not None and source == 0:
-                for name, value in (("pix0_vector_meters", d.pix0), ("fdet_vec", d.fdet), ("sdet_vec", d.sdet),
-                                    ("pixel_pos_meters", state.pos), ("R_distance_meters", [airpath]),
-                                    ("omega_pixel_sr", [state.omega]), ("close_distance_meters", [d.close_distance]),
-                                    ("obliquity_factor", [d.close_distance / airpath]),
-                                    ("diffracted_vec", state.diffracted), ("incident_vec", state.incident),
-                                    ("lambda_meters", [lam]), ("lambda_angstroms", [lam * 1e10]),
-                                    ("scattering_vec_A_inv", scattering)):
-                    emit("TRACE_PY: %s %s" % (name, _vec(value)))
-            stol = 0.5 * math.sqrt(_dot(scattering, scattering))
-            self.last["stol"] = stol
-            if smp.dmin > 0.0 and stol > 0.0 and smp.dmin > 0.5 / stol:
+                self._emit_subpixel(emit, state, float(geometry.airpath[0, layer, sub]), lam, scattering)
+            self.last["stol"] = float(arrays.stol[layer, sub, source])
+            if arrays.keep is not None and not arrays.keep[layer, sub, source]:
                 continue
             if state.polar == 0.0 or smp.oversample_polar:
-                state.polar = float(physics.polarization_factor(
-                    np.asarray([state.incident]), np.asarray([state.diffracted]),
-                    np.asarray(b.polar_vector, dtype=np.float64), b.polarization)[0])
-            g = self.sim.goniometer
-            for phi_tic in range(g.phisteps):
-                phi = g.phi0 + g.phistep * phi_tic
-                spindle_cell = self._spindle_rotation(phi)
-                for mos, umat in enumerate(self.umats):
-                    cell = tuple(_matvec(umat, v) for v in spindle_cell) if g.mosaic_spread > 0.0 else spindle_cell
-                    traced = emit if mos == 0 and source in (0, 2) else None
-                    self._evaluate(state, cell, scattering, lam, phi_tic, phi, source, traced)
+                state.polar = float(arrays.polar[0, layer, sub, source])
+            self._source(state, scattering, lam, source, emit)
+
+    def _source(self, state: _PixelState, scattering, lam: float, source: int, emit: Emit):
+        """The phi and mosaic loops of one source."""
+        g = self.sim.goniometer
+        for phi_tic in range(g.phisteps):
+            phi = g.phi0 + g.phistep * phi_tic
+            spindle_cell = self._spindle_rotation(phi)
+            for mos, umat in enumerate(self.umats):
+                cell = tuple(_matvec(umat, v) for v in spindle_cell) if g.mosaic_spread > 0.0 else spindle_cell
+                traced = emit if mos == 0 and source in (0, 2) else None
+                self._evaluate(state, cell, scattering, lam, phi_tic, phi, source, traced)
+
+    def _emit_subpixel(self, emit, state: _PixelState, airpath: float, lam: float, scattering):
+        d = self.sim.detector
+        for name, value in (("pix0_vector_meters", d.pix0), ("fdet_vec", d.fdet), ("sdet_vec", d.sdet),
+                            ("pixel_pos_meters", state.pos), ("R_distance_meters", [airpath]),
+                            ("omega_pixel_sr", [state.omega]), ("close_distance_meters", [d.close_distance]),
+                            ("obliquity_factor", [d.close_distance / airpath]),
+                            ("diffracted_vec", state.diffracted), ("incident_vec", state.incident),
+                            ("lambda_meters", [lam]), ("lambda_angstroms", [lam * 1e10]),
+                            ("scattering_vec_A_inv", scattering)):
+            emit("TRACE_PY: %s %s" % (name, _vec(value)))
 
     def _evaluate(self, state: _PixelState, cell, scattering, lam, phi_tic, phi, source, emit: Emit):
         """One (phi step, mosaic domain): Miller indices, F_latt, F_cell and the running sum."""
@@ -461,119 +465,71 @@ def _emit_source2(emit, F_cell, F_latt, state: _PixelState, lam):
 # ------------------------------------------------------------------------------ entry state
 
 
-def _rendered_indices(sim: Simulation) -> np.ndarray:
-    d = sim.detector
-    return np.flatnonzero(sim.sampling.rendered(d.spixels, d.fpixels))
+def _entry_state(sim: Simulation, flat_index: int, result: RenderResult):
+    """(tricubic interpolation still on, spindle-rotated cell carried over) when the render reaches
+    this pixel, from the render's record of nanoBragg's loop-carried state (--c-parity).
 
-
-def _within_dmin_anywhere(sim: Simulation, pixel_indices: np.ndarray) -> bool:
-    """Whether any (layer, subpixel, source) of these pixels passes the -dmin cut (vectorised)."""
-    d, smp, b = sim.detector, sim.sampling, sim.beam
-    o = smp.oversample
-    subpixel = d.pixel_size / o
-    sub = np.arange(o)
-    fast = (pixel_indices % d.fpixels)[:, None, None, None]
-    slow = (pixel_indices // d.fpixels)[:, None, None, None]
-    Fdet = subpixel * (fast * o + sub[None, None, None, :]) + subpixel / 2.0       # (P, 1, subS, subF)
-    Sdet = subpixel * (slow * o + sub[None, None, :, None]) + subpixel / 2.0
-    Odet = (np.arange(d.thicksteps) * d.thickstep)[None, :, None, None]            # (1, T, 1, 1)
-    pos = (Fdet[..., None] * d.fdet + Sdet[..., None] * d.sdet + Odet[..., None] * d.odet + d.pix0)
-    if d.curved:
-        start = np.broadcast_to(d.distance * d.beam_vector, pos.shape)
-        swung = physics.rotate_about_axis(start, d.sdet, pos[..., 1] / d.distance)
-        pos = physics.rotate_about_axis(swung, d.fdet, pos[..., 2] / d.distance)
-    diffracted = pos / physics.norm(pos)[..., None]
-    scattering = (diffracted[..., None, :] + b.directions) / b.wavelengths[:, None]
-    stol = 0.5 * physics.norm(scattering)
-    with np.errstate(divide="ignore"):
-        skipped = (stol > 0.0) & (smp.dmin > 0.5 / stol)
-    return not bool(skipped.all())
-
-
-def _phi_loop_ran_before(sim: Simulation, flat_index: int) -> bool:
-    """Whether the render ran any phi loop before this pixel (evaluations cut by -dmin run none)."""
-    indices = _rendered_indices(sim)
-    earlier = indices[indices < flat_index]
-    if sim.sampling.dmin <= 0.0:
-        return len(earlier) > 0
-    return any(_within_dmin_anywhere(sim, earlier[i:i + 1024]) for i in range(0, len(earlier), 1024))
-
-
-def _carried_spindle_cell(sim: Simulation, flat_index: int):
-    """The spindle-rotated cell a --c-parity render carries into a pixel: the rotation of the last phi
-    step != 0 (every completed phi loop ends with it), or none before the render's first phi loop."""
-    g = sim.goniometer
-    if not sim.c_parity:
-        return None
-    nonzero = [phi for phi in (g.phi0 + g.phistep * t for t in range(g.phisteps)) if phi != 0.0]
-    if not nonzero or not _phi_loop_ran_before(sim, flat_index):
-        return None
-    c = sim.crystal
-    return tuple(tuple(float(x) for x in rotate_axis(v, g.spindle, nonzero[-1])) for v in (c.a, c.b, c.c))
-
-
-def _interpolation_on_entry(sim: Simulation, flat_index: int) -> bool:
-    """Whether tricubic interpolation is still on when the render reaches this pixel.
-
-    nanoBragg switches it off for good at the first out-of-range point in raster
-    order, so the state depends on every earlier pixel: render those (NumPy,
-    float64) and ask the renderer.
+    The switch-off turns interpolation off for good from the evaluation where it fired (the walk of
+    that pixel turns it off itself).  Every phi loop ends with the rotation of the last phi step
+    != 0, which a later phi = 0 step reuses; before the render's first phi loop there is none.
+    (Where the render records no first phi loop, the first phi step is != 0 and nothing is reused.)
     """
     sf = sim.structure_factors
-    if not (sf.interpolate and sf.grid is not None and sf.grid.count > 0):
-        return False
-    if not sim.c_parity:  # the default mode never switches it off
-        return True
-    d = sim.detector
-    before = sim.sampling.rendered(d.spixels, d.fpixels).reshape(-1).copy()
-    before[flat_index:] = False
-    if not before.any():
-        return True
-    prefix = replace(sim, sampling=replace(sim.sampling, mask=before.reshape(d.shape).astype(np.uint8)))
-    renderer = Renderer(prefix, backend="numpy", policy="float64", threads=1)
-    renderer.render()
-    return renderer.interpolation.enabled
+    off_at = result.interpolation_off_at
+    interpolate = bool(sf.interpolate and sf.grid is not None and sf.grid.count > 0
+                       and (off_at is None or off_at >= flat_index))
+    first_loop = result.first_phi_loop_at
+    if first_loop is None or first_loop >= flat_index:
+        return interpolate, None
+    g, c = sim.goniometer, sim.crystal
+    last_turn = [float(phi) for phi in g.phis if phi != 0.0][-1]
+    return interpolate, tuple(tuple(float(x) for x in rotate_axis(v, g.spindle, last_turn)) for v in (c.a, c.b, c.c))
 
 
-def walker_at(sim: Simulation, fast: int, slow: int) -> Optional[PixelWalker]:
-    """A walker in the state the render is in when it reaches pixel (fast, slow); None if not rendered."""
+def _rendered(sim: Simulation, result: Optional[RenderResult]) -> RenderResult:
+    """The render a report describes: ``result``, or without one a NumPy float64 render of ``sim``."""
+    return result if result is not None else Renderer(sim, backend="numpy", policy="float64").render()
+
+
+def walker_at(sim: Simulation, fast: int, slow: int, result: Optional[RenderResult] = None) -> Optional[PixelWalker]:
+    """A walker in the state ``result``'s render (without one, a render of ``sim``) is in when it reaches
+    pixel (fast, slow); None if that pixel is not rendered."""
     d = sim.detector
     if not (0 <= fast < d.fpixels and 0 <= slow < d.spixels):
         return None
-    flat = slow * d.fpixels + fast
     if not sim.sampling.rendered(d.spixels, d.fpixels)[slow, fast]:
         return None
-    return PixelWalker(sim, _interpolation_on_entry(sim, flat), _carried_spindle_cell(sim, flat))
+    return PixelWalker(sim, *_entry_state(sim, slow * d.fpixels + fast, _rendered(sim, result)))
 
 
 # ------------------------------------------------------------------------------ reports
 
 
-def pixel_trace_lines(sim: Simulation, slow: int, fast: int, image: Optional[np.ndarray] = None) -> list[str]:
+def pixel_trace_lines(sim: Simulation, slow: int, fast: int, result: Optional[RenderResult] = None) -> list[str]:
     """TRACE_PY lines for one pixel (per subpixel, per phi step, final scaling).
 
-    ``image``: the rendered float image, whose value is reported as
-    floatimage_accumulated (else the walk's own value rounded to float32).
+    ``result``: the render traced (its pixel value is floatimage_accumulated); without one, ``sim`` is
+    rendered first.
     """
     lines = ["TRACE_CONFIG: tracing pixel (spixel=%d, fpixel=%d)" % (slow, fast)]
-    walker = walker_at(sim, fast, slow)
+    result = _rendered(sim, result)
+    walker = walker_at(sim, fast, slow, result)
     if walker is None:
         lines.append("TRACE_CONFIG: pixel not rendered (outside the detector or ROI, or masked)")
         return lines
-    result = walker.walk(fast, slow, emit=lines.append)
+    walk = walker.walk(fast, slow, emit=lines.append)
     smp = sim.sampling
-    stored = float(np.float32(result.pixel_value)) if image is None else float(image[slow, fast])
-    post_polar = result.I if smp.oversample_polar else result.I * result.polar
-    for name, value in (("I_before_scaling", result.I), ("I_before_scaling_pre_polar", result.I_pre_polar),
+    post_polar = walk.I if smp.oversample_polar else walk.I * walk.polar
+    for name, value in (("I_before_scaling", walk.I), ("I_before_scaling_pre_polar", walk.I_pre_polar),
                         ("I_before_scaling_post_polar", post_polar), ("r_e_meters", math.sqrt(physics.R_E_SQR)),
                         ("r_e_sqr", physics.R_E_SQR), ("fluence_photons_per_m2", sim.beam.fluence)):
         lines.append("TRACE_PY: %s %s" % (name, _g(value)))
     for name, value in (("steps", sim.steps), ("oversample_thick", smp.oversample_thick),
                         ("oversample_polar", smp.oversample_polar), ("oversample_omega", smp.oversample_omega)):
         lines.append("TRACE_PY: %s %d" % (name, int(value)))
-    for name, value in (("capture_fraction", result.capture), ("polar", result.polar), ("omega_pixel", result.omega),
-                        ("cos_2theta", _dot(result.incident, result.diffracted)),
-                        ("I_pixel_final", result.pixel_value), ("floatimage_accumulated", stored)):
+    for name, value in (("capture_fraction", walk.capture), ("polar", walk.polar), ("omega_pixel", walk.omega),
+                        ("cos_2theta", _dot(walk.incident, walk.diffracted)),
+                        ("I_pixel_final", walk.pixel_value), ("floatimage_accumulated", result.image[slow, fast])):
         lines.append("TRACE_PY: %s %s" % (name, _g(value)))
     return lines
 
@@ -600,36 +556,41 @@ def _printout_block(sim: Simulation, w: PixelWalk, stored: float) -> list[str]:
     return lines
 
 
-def printout_lines(sim: Simulation, fast: int, slow: int, image: Optional[np.ndarray] = None) -> list[str]:
-    """-printout (every rendered pixel when ``fast`` < 0, as the C) or -printout_pixel F S.
+def printout_lines(sim: Simulation, fast: int, slow: int, result: Optional[RenderResult] = None) -> list[str]:
+    """-printout (every rendered pixel when ``fast`` < 0, as the C) or -printout_pixel F S, of ``result``'s
+    render (without one, ``sim`` is rendered first).
 
     A value the pixel never sets (F_cell when every F_latt is 0, hkl when -dmin
     cuts everything) is, in the C, left over from earlier pixels: every-pixel
     printouts carry it the same way, a single pixel reports 0.
     """
-    d = sim.detector
-    stored = lambda w: float(np.float32(w.pixel_value)) if image is None else float(image[w.slow, w.fast])
+    result = _rendered(sim, result)
+    stored = lambda w: float(result.image[w.slow, w.fast])
     if fast >= 0:
-        walker = walker_at(sim, fast, slow)
+        walker = walker_at(sim, fast, slow, result)
         if walker is None:
             return []
         walk = walker.walk(fast, slow)
         return _printout_block(sim, walk, stored(walk))
-    walker = PixelWalker(sim, _interpolation_on_entry(sim, 0), None)
+    fpixels = sim.detector.fpixels
+    walker = PixelWalker(sim, *_entry_state(sim, 0, result))
     lines = []
-    for flat in _rendered_indices(sim):
-        walk = walker.walk(int(flat % d.fpixels), int(flat // d.fpixels))
+    rendered = RenderedPixels(sim)
+    for flat in rendered[0:len(rendered)]:
+        walk = walker.walk(int(flat % fpixels), int(flat // fpixels))
         lines.extend(_printout_block(sim, walk, stored(walk)))
     return lines
 
 
-def report_lines(settings, sim: Simulation, image: Optional[np.ndarray] = None) -> list[str]:
-    """Everything -trace_pixel and -printout print (empty without them)."""
+def report_lines(settings, sim: Simulation, result: Optional[RenderResult] = None) -> list[str]:
+    """Everything -trace_pixel and -printout print (empty without them), for ``result``'s render."""
     lines = []
+    if settings.trace_pixel is not None or settings.printout:
+        result = _rendered(sim, result)
     if settings.trace_pixel is not None:
         slow, fast = settings.trace_pixel
         lines += setup_trace_lines(settings, sim)
-        lines += pixel_trace_lines(sim, slow, fast, image)
+        lines += pixel_trace_lines(sim, slow, fast, result)
     if settings.printout:
-        lines += printout_lines(sim, settings.printout_fpixel, settings.printout_spixel, image)
+        lines += printout_lines(sim, settings.printout_fpixel, settings.printout_spixel, result)
     return lines

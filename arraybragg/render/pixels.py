@@ -1,0 +1,117 @@
+"""Pixel geometry: the one implementation of where a pixel is and what it sees.
+
+For a tile of pixels (flat raster indices) and every sensor layer, subpixel and
+source: lab positions, distance from the sample, unit diffracted vectors, solid
+angle, sensor capture fraction, scattering vectors, polarization and the -dmin
+resolution cut.  The renderer evaluates whole tiles; the trace evaluates a tile
+of one pixel (NumPy, float64) and reads its values in nanoBragg's loop order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .. import physics
+from ..backend import Backend
+from ..models.lab import Simulation
+from .staging import DetectorArrays, stage_detector
+
+
+@dataclass
+class TileGeometry:
+    """Arrays (P, T, S) over (pixel, sensor layer, subpixel in subS-major order) of a tile."""
+
+    position: list          # three (P, T, S) lab components (m)
+    airpath: object         # distance from the sample (m)
+    diffracted: object      # (P, T, S, 3) unit vectors
+    omega: object           # solid angle (sr)
+    capture: object         # fraction of the photons the layer absorbs
+    scattering: object      # (P, T, S, Src, 3) in 1/m: a view of a component-major (3, P, T, S, Src) array
+
+
+def sin_theta_over_lambda(scattering):
+    """stol = |q| / 2 (1/m) of scattering vectors (..., 3)."""
+    return 0.5 * physics.norm(scattering)
+
+
+class PixelGeometry:
+    """Geometry of tiles of pixels of one Simulation on one backend (float64)."""
+
+    def __init__(self, sim: Simulation, backend: Backend, arrays: Optional[DetectorArrays] = None):
+        self.sim = sim
+        self.backend = backend
+        self.xp = backend.xp
+        self.arrays = arrays or stage_detector(sim, backend)
+
+    def tile(self, pixel_index) -> TileGeometry:
+        """The geometry of pixels given by flat raster indices (host integer array)."""
+        xp = self.xp
+        fpixels = self.sim.detector.fpixels
+        # row and column in float64 (exact below 2^53 pixels): cheaper than int64 division
+        idx = xp.astype(self.backend.asarray(pixel_index, dtype=xp.int64), xp.float64)
+        slow = xp.floor(idx / fpixels)
+        position = self._positions(idx - slow * fpixels, slow)
+        airpath = xp.sqrt(position[0] * position[0] + position[1] * position[1] + position[2] * position[2])
+        diffracted = [p / airpath for p in position]
+        a = self.arrays
+        q = xp.stack([(component[..., None] - a.incident[:, i]) / a.wavelengths
+                      for i, component in enumerate(diffracted)])
+        return TileGeometry(position=position, airpath=airpath, diffracted=xp.stack(diffracted, axis=-1),
+                            omega=self._solid_angle(airpath), capture=self._capture(diffracted, airpath),
+                            scattering=xp.permute_dims(q, (1, 2, 3, 4, 0)))
+
+    def _positions(self, fast, slow) -> list:
+        """Lab positions of each (pixel, layer, subpixel) as one contiguous (P, T, S) array per component."""
+        xp, a = self.xp, self.arrays
+        d, o = self.sim.detector, self.sim.sampling.oversample
+        subpixel = d.pixel_size / o
+        Fdet = subpixel * (fast[:, None] * o + a.sub_f[None, :]) + subpixel / 2.0      # (P, S)
+        Sdet = subpixel * (slow[:, None] * o + a.sub_s[None, :]) + subpixel / 2.0
+        Odet = a.odet_offsets[None, :, None]                                            # (1, T, 1)
+        pos = [Fdet[:, None, :] * float(d.fdet[i]) + Sdet[:, None, :] * float(d.sdet[i])
+               + Odet * float(d.odet[i]) + float(d.pix0[i]) for i in range(3)]
+        if not d.curved:
+            return pos
+        stacked = xp.stack(pos, axis=-1)
+        start = xp.broadcast_to(d.distance * a.beam_vector, stacked.shape)
+        swung = physics.rotate_about_axis(start, a.sdet, stacked[..., 1] / d.distance)
+        stacked = physics.rotate_about_axis(swung, a.fdet, stacked[..., 2] / d.distance)
+        return [stacked[..., i] for i in range(3)]
+
+    def _solid_angle(self, airpath):
+        d = self.sim.detector
+        if d.point_pixel:
+            return 1.0 / airpath / airpath
+        return d.pixel_size * d.pixel_size / airpath / airpath * d.close_distance / airpath
+
+    def _capture(self, diffracted: list, airpath):
+        d = self.sim.detector
+        if not (d.thickness > 0.0 or self.sim.sampling.oversample_thick):
+            return self.xp.ones_like(airpath)
+        # with -oversample_thick nanoBragg evaluates the layer formula even for a sensor of
+        # zero thickness, which gives 0: it renders an empty image, and so do we
+        parallax = sum(component * float(d.odet[i]) for i, component in enumerate(diffracted))
+        layers = [physics.capture_fraction(parallax[:, t, :], t, d.thickstep, d.mu) for t in range(d.thicksteps)]
+        return self.xp.stack(layers, axis=1)
+
+    def polarization(self, geometry: TileGeometry):
+        """Polarization factor (P, T, S, Src), or None where nanoBragg never applies one (-nopolar)."""
+        b, smp = self.sim.beam, self.sim.sampling
+        if b.nopolar and not smp.oversample_polar:
+            return None
+        return physics.polarization_factor(self.arrays.incident, geometry.diffracted[:, :, :, None, :],
+                                           self.arrays.polar_axis, b.polarization)
+
+    def resolution_cut(self, scattering):
+        """Flat (N,) mask of the (pixel, layer, subpixel, source) evaluations -dmin keeps, or None."""
+        xp, dmin = self.xp, self.sim.sampling.dmin
+        if dmin <= 0.0:
+            return None
+        stol = sin_theta_over_lambda(scattering)
+        positive = stol > 0.0
+        keep = ~(positive & (dmin > 0.5 / xp.where(positive, stol, xp.ones_like(stol))))
+        return xp.reshape(keep, (-1,))
+
+    def kept_evaluations(self, pixel_index):
+        """``resolution_cut`` of these pixels."""
+        return self.resolution_cut(self.tile(pixel_index).scattering)
