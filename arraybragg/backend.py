@@ -102,6 +102,17 @@ def keep_freed_host_memory() -> bool:
     return True
 
 
+BYTES_PER_EVALUATION = 512   # device scratch per (pixel x orientation) evaluation: ~40 float64 temporaries,
+#                              with a factor 1.6 for allocator slack
+
+
+def tile_elements_for(free_bytes: int) -> int:
+    """Evaluations per tile on a device with ``free_bytes`` free: a quarter of it as scratch, as a power
+    of two between 2^18 (launch overhead) and 2^26 (no gain beyond, and room for other work)."""
+    elements = max(int(free_bytes) // 4 // BYTES_PER_EVALUATION, 1)
+    return 1 << min(max(elements.bit_length() - 1, 18), 26)
+
+
 def get_backend(name: str = "numpy", device=None) -> Backend:
     """Backend by name: 'numpy', 'cupy' or 'array_api_strict' (tests); ``device``: where its arrays live
     (a device object of that namespace; None: its default)."""
@@ -118,8 +129,9 @@ def get_backend(name: str = "numpy", device=None) -> Backend:
             cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:  # no CuPy or no CUDA device
             raise InputError(f"--backend cupy: CuPy with a CUDA device is not available ({exc.__class__.__name__})") from None
-        return Backend(name, xp, tile_elements=1 << 22, geometry_batch=1, tricubic_chunk_factor=1,
-                       host_workers=False, device=device)
+        free_bytes, _ = cupy.cuda.runtime.memGetInfo()
+        return Backend(name, xp, tile_elements=tile_elements_for(free_bytes), geometry_batch=1,
+                       tricubic_chunk_factor=1, host_workers=False, device=device)
     if name == "array_api_strict":
         import array_api_strict as xp
         return Backend(name, xp, host_workers=False, device=device)

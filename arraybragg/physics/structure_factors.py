@@ -6,6 +6,7 @@ shapes broadcast, the last axis of a vector holding x, y, z.
 from __future__ import annotations
 
 from ..backend import array_namespace, device
+from . import compaction
 
 
 def structure_factor_table(F_grid, mins, maxs, default_F: float, squared_dtype=None):
@@ -39,7 +40,8 @@ def structure_factor_nearest(hkl_nearest, table, squared: bool = False, index_bo
     ``table``: from ``structure_factor_table``, or dict(F=None, default_F=...)
     when there is no grid.
     ``index_bound``: optional known bounds (3 floats) on |h|, |k|, |l|; when they
-    fit inside the table the per-element range tests are skipped.
+    fit inside the table the per-element range tests are skipped (decided on the host: no
+    device value is read).
     """
     xp = array_namespace(hkl_nearest)
     default = table["default_F"] ** 2 if squared else table["default_F"]
@@ -48,12 +50,7 @@ def structure_factor_nearest(hkl_nearest, table, squared: bool = False, index_bo
     values_table = table["F_sq"] if squared else table["F"]
     mins, maxs, dims = table["mins"], table["maxs"], table["dims"]
     flat_hkl = xp.reshape(hkl_nearest, (3, -1))
-    if index_bound is not None and all(-b >= lo and b <= hi for b, lo, hi in zip(index_bound, mins, maxs)):
-        all_inside = True
-    else:
-        lows, highs = xp.min(flat_hkl, axis=1), xp.max(flat_hkl, axis=1)
-        all_inside = flat_hkl.shape[1] == 0 or all(
-            float(lows[i]) >= mins[i] and float(highs[i]) <= maxs[i] for i in range(3))
+    all_inside = index_bound is not None and all(-b >= lo and b <= hi for b, lo, hi in zip(index_bound, mins, maxs))
     if all_inside:  # the usual case: one exact integer dot product gives the flat index
         flat = table["strides"] @ flat_hkl - table["origin"]
         values = xp.take(values_table, xp.reshape(xp.astype(flat, xp.int64), (-1,)))
@@ -156,39 +153,18 @@ def _first_pending_corner(hkl_frac, pending):
     return xp.floor(xp.sum(xp.where(at_first, hkl_frac, xp.zeros_like(hkl_frac)), axis=1))
 
 
-def _contiguous(array):
-    """A C-ordered copy of a strided array: elementwise work on it runs at full speed."""
-    xp = array_namespace(array)
-    return xp.reshape(xp.reshape(array, (-1,)), array.shape)
-
-
-def _columns(array, columns):
-    """array (..., N) restricted to the columns where ``columns`` (N,) is True (C-ordered)."""
-    xp = array_namespace(array)
-    axes = tuple(range(array.ndim))[::-1]
-    return _contiguous(xp.permute_dims(xp.permute_dims(array, axes)[columns], axes))
-
-
-def _set_columns(array, columns, values):
-    """Copy of array (K, N) with the selected columns replaced by values (K, M) (C-ordered)."""
-    xp = array_namespace(array)
-    transposed = _contiguous(xp.permute_dims(array, (1, 0)))
-    transposed[columns] = xp.permute_dims(values, (1, 0))
-    return _contiguous(xp.permute_dims(transposed, (1, 0)))
-
-
 def _tricubic_rounds(hkl_frac, table, pending, corner):
     """F (K, N) at the pending points: those in each column's cell at ``corner`` from one neighbourhood,
     the rest in further rounds on the columns that still have some (by their first such point's cell)."""
     xp = array_namespace(hkl_frac)
     F, done = _tricubic_by_cell(hkl_frac, table, pending, corner)
     pending = pending & ~done
-    columns = xp.any(pending, axis=0)
-    if not bool(xp.any(columns)):
+    order, count = compaction.front(xp.any(pending, axis=0))
+    if count == 0:
         return F
-    hkl_rest, pending_rest = _columns(hkl_frac, columns), _columns(pending, columns)
+    hkl_rest, pending_rest = compaction.take_front(hkl_frac, order, count), compaction.take_front(pending, order, count)
     F_rest = _tricubic_rounds(hkl_rest, table, pending_rest, _first_pending_corner(hkl_rest, pending_rest))
-    return _set_columns(F, columns, _columns(F, columns) + F_rest)
+    return compaction.put_front(F, order, compaction.take_front(F, order, count) + F_rest)
 
 
 def structure_factor_tricubic(hkl_frac, table, use=None):

@@ -87,10 +87,10 @@ class Accumulation:
             result = xp.where(flat[:, j] != 0, flat[:, j], result)
         return result
 
-    def omega_total(self, omega) -> float:
-        """nanoBragg's omega_sum: the per-pixel cached omega unless -oversample_omega."""
+    def omega_total(self, omega):
+        """nanoBragg's omega_sum (a 0-d array): the per-pixel cached omega unless -oversample_omega."""
         xp = self.xp
         if self.sim.sampling.oversample_omega:
-            return float(xp.sum(omega))
+            return xp.sum(omega)
         P, T, S = omega.shape
-        return float(xp.sum(omega[:, 0, 0])) * T * S
+        return xp.sum(omega[:, 0, 0]) * (T * S)

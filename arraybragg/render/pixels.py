@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 from .. import physics
 from ..backend import Backend
 from ..models.lab import Simulation
@@ -93,6 +95,24 @@ class PixelGeometry:
         parallax = sum(component * float(d.odet[i]) for i, component in enumerate(diffracted))
         layers = [physics.capture_fraction(parallax[:, t, :], t, d.thickstep, d.mu) for t in range(d.thicksteps)]
         return self.xp.stack(layers, axis=1)
+
+    def q_bound(self, first: int, last: int) -> float:
+        """A host bound on |q| (1/m) over pixels ``first``..``last`` (flat raster indices): the largest at
+        the corners of their rows' sensor volume, where every corner sees every source at less than 90
+        degrees (the largest angle over a box is then at a corner); else 2 / lambda.  No device work."""
+        d, b = self.sim.detector, self.sim.beam
+        largest = 2.0 / float(np.min(b.wavelengths))
+        if d.curved:
+            return largest
+        rows = (first // d.fpixels, last // d.fpixels + 1)
+        corners = np.array([d.pix0 + f * d.pixel_size * d.fdet + s * d.pixel_size * d.sdet + t * d.odet
+                            for f in (0, d.fpixels) for s in rows for t in (0.0, d.thicksteps * d.thickstep)])
+        diffracted = corners / np.linalg.norm(corners, axis=1)[:, None]
+        incident = -np.asarray(b.directions, dtype=float)
+        if np.any(diffracted @ incident.T <= 0.0) or not np.all(np.isfinite(diffracted)):
+            return largest
+        q = np.linalg.norm(diffracted[:, None, :] - incident[None, :, :], axis=2) / b.wavelengths[None, :]
+        return float(q.max()) * (1.0 + 1e-9)
 
     def polarization(self, geometry: TileGeometry):
         """Polarization factor (P, T, S, Src), or None where nanoBragg never applies one (-nopolar)."""

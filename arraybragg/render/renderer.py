@@ -114,8 +114,11 @@ class Renderer:
         done = 0
         warnings = []  # (first pixel of the tile, nanoBragg's warning about its first interpolation miss)
         off_at = []
+        on_device = []  # (first, values) of tiles kept on the device until the render ends
         for tile in workers.run(functools.partial(self._render_range, indices, image), ranges, forked):
-            omega_sum += tile.omega_sum
+            omega_sum = omega_sum + tile.omega_sum
+            if tile.values is not None:
+                on_device.append((tile.first, tile.values))
             done += tile.stop - tile.first
             if tile.warning:
                 warnings.append((tile.first, tile.warning))
@@ -123,9 +126,13 @@ class Renderer:
                 off_at.append(tile.interpolation_off_at)
             if progress:
                 progress(done, len(indices))
+        if on_device:  # the device image reaches the host once
+            on_device.sort(key=lambda item: item[0])
+            values = self.xp.concat([v for _, v in on_device]) if len(on_device) > 1 else on_device[0][1]
+            image[indices[0:len(indices)]] = self.backend.to_numpy(values)
         image = image.reshape(d.spixels, d.fpixels)
         log = [min(warnings)[1], "WARNING: further warnings will not be printed! "] if warnings else []
-        return RenderResult(image=image, stats=compute_stats(image, sim, omega_sum), log=log,
+        return RenderResult(image=image, stats=compute_stats(image, sim, float(omega_sum)), log=log,
                             seconds=time.perf_counter() - start, interpolation_off_at=min(off_at, default=None),
                             first_phi_loop_at=None if first_loop is None else indices.at(first_loop[0]))
 
@@ -152,10 +159,14 @@ class Renderer:
         column = None
         if first_loop is not None and first <= first_loop[0] < stop:
             column = (first_loop[0] - first) * self.evaluations_per_pixel + first_loop[1]
+        q_max = self.pixels.q_bound(indices.at(first), indices.at(stop - 1))
         with self.backend.quiet():
-            values, omega = self._tile(indices[first:stop], first_column=column)
-            values = self.backend.to_numpy(self.xp.astype(values, self.xp.float32))
-        if indices.contiguous(first, stop):  # plain slice, no gather
+            values, omega = self._tile(indices[first:stop], q_max, first_column=column)
+            values = self.xp.astype(values, self.xp.float32)
+        on_device = None
+        if not self.backend.host_workers:
+            on_device = values  # kept on the device: the image reaches the host once, at the end
+        elif indices.contiguous(first, stop):  # plain slice, no gather
             lo = indices.at(first)
             image[lo:lo + stop - first] = values
         else:
@@ -166,9 +177,9 @@ class Renderer:
         off_at, interpolation.off_at = interpolation.off_at, None
         if off_at is not None:
             off_at = indices.at(first + off_at // self.evaluations_per_pixel)
-        return TileOutcome(first, stop, self.accumulation.omega_total(omega), warning, off_at)
+        return TileOutcome(first, stop, self.accumulation.omega_total(omega), warning, off_at, on_device)
 
-    def _tile(self, pixel_index, first_column: Optional[int] = None):
+    def _tile(self, pixel_index, q_max: float, first_column: Optional[int] = None):
         """Float64 photons for a tile of rendered pixels (flat indices, raster order), and its solid angles.
 
         Evaluations are laid out as (K, N): K = phi x mosaic orientations,
@@ -184,11 +195,11 @@ class Renderer:
         accumulation = self.accumulation
         factors = accumulation.factors(omega, capture, polar)
         if accumulation.ordered:
-            terms, reached = self.terms.orientation_terms(scattering, keep, first_column)
+            terms, reached = self.terms.orientation_terms(scattering, keep, first_column, q_max)
             I = accumulation.ordered_sum(terms, reached, factors, P)
         else:
             # chunks run in raster order, so --c-parity's tricubic switch-off still comes at its first miss
-            I = accumulation.unordered_sum(self.terms.sums(scattering, keep, first_column), factors, P)
+            I = accumulation.unordered_sum(self.terms.sums(scattering, keep, first_column, q_max), factors, P)
         return accumulation.final_scale(I, omega, capture, polar, keep), omega
 
 

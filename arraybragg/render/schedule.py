@@ -70,9 +70,10 @@ class RenderedPixels:
 class TileOutcome(NamedTuple):
     first: int                      # positions first..stop-1 in the RenderedPixels
     stop: int
-    omega_sum: float
+    omega_sum: object               # 0-d array of the backend (summed on the device, read once)
     warning: Optional[str]          # nanoBragg's warning about the tile's first interpolation miss
     interpolation_off_at: Optional[int]   # flat pixel index where --c-parity's switch-off fired
+    values: object = None           # the tile's float32 pixels on the device (backends without host workers)
 
 
 class Workers:

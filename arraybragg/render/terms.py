@@ -16,6 +16,7 @@ from typing import Optional
 from .. import physics
 from ..backend import Backend, DtypePolicy
 from ..models.lab import Simulation
+from ..physics import compaction
 from ..physics.increments import SmallRotations
 from .staging import stage_crystal_params, stage_orientations, stage_structure_factors, to_device
 
@@ -95,12 +96,12 @@ class LatticeTerms:
         return SmallRotations.plan(self.orientations.axes, (c.Na, c.Nb, c.Nc),
                                    lambda m: put(m, self.lattice_dtype), put)
 
-    def orientation_terms(self, scattering, keep, first_column: Optional[int], start: int = 0):
+    def orientation_terms(self, scattering, keep, first_column: Optional[int], q_max: float, start: int = 0):
         """F_cell^2 F_latt^2 as (K, N) for N scattering vectors (N, 3), and the 'reached' mask or None.
 
         ``first_column``: the evaluation that is nanoBragg's first source loop of the render, which
-        sees the unrotated cell at phi == 0 in --c-parity mode; ``start``: index in the tile of
-        the first of these evaluations.
+        sees the unrotated cell at phi == 0 in --c-parity mode; ``q_max``: a host bound on |q| (1/m)
+        of these vectors; ``start``: index in the tile of the first of these evaluations.
         """
         xp, orient = self.xp, self.orientations
         K, N = orient.count, scattering.shape[0]
@@ -116,19 +117,19 @@ class LatticeTerms:
         if self.sim.sampling.water_size == 0.0 and (self.ordered_accumulation or self.interpolation.enabled):
             nonzero = latt_sq != 0
             reached = nonzero if reached is None else reached & nonzero
-        terms = xp.astype(self._structure_factors_sq(hkl, nearest, reached, scattering, start), self.lattice_dtype,
+        terms = xp.astype(self._structure_factors_sq(hkl, nearest, reached, q_max, start), self.lattice_dtype,
                           copy=False)
         terms *= latt_sq
         if keep is not None:
             terms = xp.where(reached, terms, xp.zeros_like(terms))
         return terms, reached
 
-    def sums(self, scattering, keep, first_column: Optional[int]):
-        """Sum over orientations of the terms of scattering vectors (N, 3): (N,) float64."""
-        if self.increments is not None and self.increments.applies(q_max := self._q_max(scattering)):
+    def sums(self, scattering, keep, first_column: Optional[int], q_max: float):
+        """Sum over orientations of the terms of scattering vectors (N, 3) with |q| <= q_max: (N,) float64."""
+        if self.increments is not None and self.increments.applies(q_max):
             sums = self.increment_sums(scattering, keep, first_column, q_max)
         else:
-            sums = self.direct_sums(scattering, keep, first_column)
+            sums = self.direct_sums(scattering, keep, first_column, q_max)
         return self.xp.astype(sums, self.xp.float64)
 
     def _chunks(self, N: int):
@@ -141,14 +142,14 @@ class LatticeTerms:
         # the standard leaves out-of-bounds slice stops undefined, hence the min
         return [(start, min(start + chunk, N)) for start in range(0, N, chunk)]
 
-    def direct_sums(self, scattering, keep, first_column: Optional[int]):
+    def direct_sums(self, scattering, keep, first_column: Optional[int], q_max: float):
         """Sum over orientations of F_cell^2 F_latt^2 for scattering vectors (N, 3): (N,), lattice dtype."""
         xp = self.xp
         sums = []
         for start, stop in self._chunks(scattering.shape[0]):
             column = first_column - start if first_column is not None and start <= first_column < stop else None
             terms, _ = self.orientation_terms(scattering[start:stop, :], None if keep is None else keep[start:stop],
-                                              column, start)
+                                              column, q_max, start)
             sums.append(xp.sum(terms, axis=0))
         return self._concat(sums)
 
@@ -185,27 +186,24 @@ class LatticeTerms:
         if keep is not None:
             redo = redo & keep
             sums = xp.where(keep, sums, xp.zeros_like(sums))
-        if bool(xp.any(redo)):
-            column = None
-            if first_column is not None:
-                column = int(xp.sum(xp.astype(redo[:first_column], xp.int32)))
-            sums[redo] = self.direct_sums(scattering[redo], None, column)
-        return sums
-
-    def _q_max(self, scattering) -> float:
-        """Largest |q| (1/m) of scattering vectors (N, 3); 0 for none."""
-        if scattering.shape[0] == 0:
-            return 0.0
-        return math.sqrt(float(self.xp.max(physics.dot(scattering, scattering))))
+        order, count = compaction.front(redo)          # the tile's one host number on this path
+        if count == 0:
+            return sums
+        column = None
+        if first_column is not None:
+            column = int(xp.sum(xp.astype(redo[:first_column], xp.int32)))
+        subset = xp.permute_dims(compaction.take_front(xp.permute_dims(scattering, (1, 0)), order, count), (1, 0))
+        redone = self.direct_sums(subset, None, column, q_max)
+        return compaction.put_front(sums, order, xp.astype(redone, sums.dtype))
 
     def _index_bound(self, q_max: float):
         """Upper bounds on |h|, |k|, |l| (plus rounding) for scattering vectors up to |q| = q_max."""
         return [float(length) * q_max * (1 + 1e-12) + 1.0 for length in self.orientations.lengths]
 
-    def _structure_factors_sq(self, hkl, nearest_hkl, reached, scattering, start: int):
+    def _structure_factors_sq(self, hkl, nearest_hkl, reached, q_max: float, start: int):
         """F_cell^2 per evaluation (K, N): tricubic where interpolation applies, else the nearest grid point."""
         xp = self.xp
-        bound = self._index_bound(self._q_max(scattering))
+        bound = self._index_bound(q_max)
         if not self.interpolation.enabled:
             return physics.structure_factor_nearest(nearest_hkl, self.table, squared=True, index_bound=bound)
         mins, maxs = self.table["mins"], self.table["maxs"]
