@@ -69,8 +69,8 @@ def test_crossings_are_redone_by_the_direct_path(workdir):
     r = renderer(SWEEP)
     calls = []
     direct_sums = r.terms.direct_sums
-    r.terms.direct_sums = lambda scattering, keep, column, q_max: calls.append(scattering.shape[0]) or direct_sums(
-        scattering, keep, column, q_max)
+    r.terms.direct_sums = lambda scattering, keep, column, q_bound: calls.append(scattering.shape[0]) or direct_sums(
+        scattering, keep, column, q_bound)
     r.render()
     redone, total = sum(calls), 96 * 96
     assert 0 < redone < total // 2

@@ -159,9 +159,12 @@ class Renderer:
         column = None
         if first_loop is not None and first <= first_loop[0] < stop:
             column = (first_loop[0] - first) * self.evaluations_per_pixel + first_loop[1]
-        q_max = self.pixels.q_bound(indices.at(first), indices.at(stop - 1))
+        per_pixel = self.evaluations_per_pixel
+
+        def q_bound(lo: int, hi: int) -> float:  # over the tile's evaluations lo..hi-1, from the host
+            return self.pixels.q_bound(indices.at(first + lo // per_pixel), indices.at(first + (hi - 1) // per_pixel))
         with self.backend.quiet():
-            values, omega = self._tile(indices[first:stop], q_max, first_column=column)
+            values, omega = self._tile(indices[first:stop], q_bound, first_column=column)
             values = self.xp.astype(values, self.xp.float32)
         on_device = None
         if not self.backend.host_workers:
@@ -179,7 +182,7 @@ class Renderer:
             off_at = indices.at(first + off_at // self.evaluations_per_pixel)
         return TileOutcome(first, stop, self.accumulation.omega_total(omega), warning, off_at, on_device)
 
-    def _tile(self, pixel_index, q_max: float, first_column: Optional[int] = None):
+    def _tile(self, pixel_index, q_bound, first_column: Optional[int] = None):
         """Float64 photons for a tile of rendered pixels (flat indices, raster order), and its solid angles.
 
         Evaluations are laid out as (K, N): K = phi x mosaic orientations,
@@ -195,11 +198,12 @@ class Renderer:
         accumulation = self.accumulation
         factors = accumulation.factors(omega, capture, polar)
         if accumulation.ordered:
-            terms, reached = self.terms.orientation_terms(scattering, keep, first_column, q_max)
+            terms, reached = self.terms.orientation_terms(scattering, keep, first_column,
+                                                          q_bound(0, scattering.shape[0]))
             I = accumulation.ordered_sum(terms, reached, factors, P)
         else:
             # chunks run in raster order, so --c-parity's tricubic switch-off still comes at its first miss
-            I = accumulation.unordered_sum(self.terms.sums(scattering, keep, first_column, q_max), factors, P)
+            I = accumulation.unordered_sum(self.terms.sums(scattering, keep, first_column, q_bound), factors, P)
         return accumulation.final_scale(I, omega, capture, polar, keep), omega
 
 

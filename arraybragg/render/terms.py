@@ -124,12 +124,15 @@ class LatticeTerms:
             terms = xp.where(reached, terms, xp.zeros_like(terms))
         return terms, reached
 
-    def sums(self, scattering, keep, first_column: Optional[int], q_max: float):
-        """Sum over orientations of the terms of scattering vectors (N, 3) with |q| <= q_max: (N,) float64."""
-        if self.increments is not None and self.increments.applies(q_max):
-            sums = self.increment_sums(scattering, keep, first_column, q_max)
+    def sums(self, scattering, keep, first_column: Optional[int], q_bound):
+        """Sum over orientations of the terms of scattering vectors (N, 3): (N,) float64.
+
+        ``q_bound(start, stop)``: a host bound on |q| (1/m) of the vectors start..stop-1 (no device
+        value is read to choose a path)."""
+        if self.increments is not None and self.increments.applies(q_bound(0, scattering.shape[0])):
+            sums = self.increment_sums(scattering, keep, first_column, q_bound)
         else:
-            sums = self.direct_sums(scattering, keep, first_column, q_max)
+            sums = self.direct_sums(scattering, keep, first_column, q_bound)
         return self.xp.astype(sums, self.xp.float64)
 
     def _chunks(self, N: int):
@@ -142,21 +145,21 @@ class LatticeTerms:
         # the standard leaves out-of-bounds slice stops undefined, hence the min
         return [(start, min(start + chunk, N)) for start in range(0, N, chunk)]
 
-    def direct_sums(self, scattering, keep, first_column: Optional[int], q_max: float):
+    def direct_sums(self, scattering, keep, first_column: Optional[int], q_bound):
         """Sum over orientations of F_cell^2 F_latt^2 for scattering vectors (N, 3): (N,), lattice dtype."""
         xp = self.xp
         sums = []
         for start, stop in self._chunks(scattering.shape[0]):
             column = first_column - start if first_column is not None and start <= first_column < stop else None
             terms, _ = self.orientation_terms(scattering[start:stop, :], None if keep is None else keep[start:stop],
-                                              column, q_max, start)
+                                              column, q_bound(start, stop), start)
             sums.append(xp.sum(terms, axis=0))
         return self._concat(sums)
 
     def _concat(self, parts):
         return parts[0] if len(parts) == 1 else self.xp.concat(parts)
 
-    def increment_sums(self, scattering, keep, first_column: Optional[int], q_max: float):
+    def increment_sums(self, scattering, keep, first_column: Optional[int], q_bound):
         """``direct_sums`` by the small-rotation path (``increments.SmallRotations``).
 
         Evaluations where some orientation's h leaves the reference's nearest integer, exact
@@ -178,7 +181,7 @@ class LatticeTerms:
             redo_parts.append(redo)
         latt_sum, redo = self._concat(parts), self._concat(redo_parts)
         F_sq = physics.structure_factor_nearest(nearest, self.table, squared=True,
-                                                index_bound=self._index_bound(q_max))
+                                                index_bound=self._index_bound(q_bound(0, scattering.shape[0])))
         sums = xp.astype(F_sq, dtype, copy=False) * latt_sum
         redo = redo | ~xp.isfinite(sums)
         if first_column is not None:
@@ -193,7 +196,8 @@ class LatticeTerms:
         if first_column is not None:
             column = int(xp.sum(xp.astype(redo[:first_column], xp.int32)))
         subset = xp.permute_dims(compaction.take_front(xp.permute_dims(scattering, (1, 0)), order, count), (1, 0))
-        redone = self.direct_sums(subset, None, column, q_max)
+        whole = q_bound(0, scattering.shape[0])
+        redone = self.direct_sums(subset, None, column, lambda start, stop: whole)
         return compaction.put_front(sums, order, xp.astype(redone, sums.dtype))
 
     def _index_bound(self, q_max: float):
