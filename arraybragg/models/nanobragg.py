@@ -250,19 +250,14 @@ def _check_work(s, budget, detector, roi, oversampling, sources) -> None:
     budget.check_memory(count * BYTES_PER_ITEM, cause, "%.3g %s" % (count, what))
 
 
-def _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) -> Detector:
+def _beam_centres(s, pixel_size, detsize_f, detsize_s) -> dict:
+    """nanoBragg's stated beam centre (Xbeam, Ybeam), beam spot (Fbeam, Sbeam) and close point
+    (Fclose, Sclose, Xclose, Yclose) before the detector is placed, by convention."""
     Fclose = (s.ORGX - 0.5) * pixel_size if not math.isnan(s.ORGX) else detsize_f / 2.0
     Sclose = (s.ORGY - 0.5) * pixel_size if not math.isnan(s.ORGY) else detsize_s / 2.0
     Xclose = Fclose if math.isnan(s.Xclose) else s.Xclose
     Yclose = Sclose if math.isnan(s.Yclose) else s.Yclose
-    Xbeam, Ybeam, pivot = s.Xbeam, s.Ybeam, s.detector_pivot
-    convention = s.beam_convention
-    vectors = dict(beam=s.beam_vector, fdet=s.fdet_vector, sdet=s.sdet_vector, odet=s.odet_vector,
-                   twotheta=s.twotheta_axis, polar=s.polar_vector, spindle=s.spindle_vector)
-    if convention in CONVENTIONS:
-        base = CONVENTIONS[convention]
-        vectors = {k: base[k] for k in vectors}
-        pivot = base["pivot"]
+    Xbeam, Ybeam, convention = s.Xbeam, s.Ybeam, s.beam_convention
     if convention == "ADXV":
         Xbeam = (detsize_f + pixel_size) / 2.0 if math.isnan(Xbeam) else Xbeam
         Ybeam = (detsize_s - pixel_size) / 2.0 if math.isnan(Ybeam) else Ybeam
@@ -278,7 +273,20 @@ def _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) 
         Fbeam, Sbeam = Xbeam, Ybeam
         if convention == "CUSTOM":
             Fclose, Sclose = Xbeam, Ybeam
+    return dict(Xbeam=Xbeam, Ybeam=Ybeam, Fbeam=Fbeam, Sbeam=Sbeam, Fclose=Fclose, Sclose=Sclose, Xclose=Xclose,
+                Yclose=Yclose)
 
+
+def _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) -> Detector:
+    c = _beam_centres(s, pixel_size, detsize_f, detsize_s)
+    Fbeam, Sbeam, Fclose, Sclose = c["Fbeam"], c["Sbeam"], c["Fclose"], c["Sclose"]
+    pivot, convention = s.detector_pivot, s.beam_convention
+    vectors = dict(beam=s.beam_vector, fdet=s.fdet_vector, sdet=s.sdet_vector, odet=s.odet_vector,
+                   twotheta=s.twotheta_axis, polar=s.polar_vector, spindle=s.spindle_vector)
+    if convention in CONVENTIONS:
+        base = CONVENTIONS[convention]
+        vectors = {k: base[k] for k in vectors}
+        pivot = base["pivot"]
     beam = _nonzero_vector(vectors["beam"], "-beam_vector")
     fdet = _nonzero_vector(vectors["fdet"], "-fdet_vector")
     sdet = _nonzero_vector(vectors["sdet"], "-sdet_vector")
@@ -319,6 +327,19 @@ def _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) 
     dials_origin = 1000.0 * np.array([pix0[2], pix0[1], -pix0[0]])
     log("XDS incident beam: %g %g %g" % (beam @ fdet, beam @ sdet, beam @ odet))
 
+    thicksteps, thick, thickstep, mu = _sensor_layers(s, log)
+    return Detector(pix0=pix0, fdet=fdet, sdet=sdet, odet=odet, pixel_size=pixel_size, fpixels=fpixels,
+                    spixels=spixels, distance=distance, close_distance=close_distance, beam_vector=beam,
+                    curved=bool(s.curved_detector), point_pixel=bool(s.point_pixel), thickness=thick,
+                    thicksteps=thicksteps, thickstep=thickstep, mu=mu, Xbeam=c["Xbeam"], Ybeam=c["Ybeam"],
+                    Fbeam=Fbeam, Sbeam=Sbeam, Xclose=c["Xclose"], Yclose=c["Yclose"], Fclose=Fclose, Sclose=Sclose,
+                    ORGX=Fclose / pixel_size + 0.5, ORGY=Sclose / pixel_size + 0.5, dials_origin_mm=dials_origin,
+                    detsize_f=detsize_f, detsize_s=detsize_s, twotheta=s.detector_twotheta,
+                    convention=convention, pivot=pivot)
+
+
+def _sensor_layers(s, log):
+    """(layers, thickness, layer thickness, mu) of the sensor by nanoBragg's rules (mu defaults to 1/thickness)."""
     thicksteps, thick, thickstep = auto_steps(s.detector_thicksteps, s.detector_thick, s.detector_thickstep,
                                               span_for_count_only=0.5e-6, half_for_span_only=True)
     mu = s.detector_mu
@@ -327,15 +348,7 @@ def _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) 
         log("WARNING: setting detector attenuation depth to %g m" % mu)
     if thick <= 0.0 or thickstep <= 0.0 or thicksteps <= 0:
         thicksteps, thick, thickstep = 1, 0.0, 0.0
-
-    return Detector(pix0=pix0, fdet=fdet, sdet=sdet, odet=odet, pixel_size=pixel_size, fpixels=fpixels,
-                    spixels=spixels, distance=distance, close_distance=close_distance, beam_vector=beam,
-                    curved=bool(s.curved_detector), point_pixel=bool(s.point_pixel), thickness=thick,
-                    thicksteps=thicksteps, thickstep=thickstep, mu=mu, Xbeam=Xbeam, Ybeam=Ybeam,
-                    Fbeam=Fbeam, Sbeam=Sbeam, Xclose=Xclose, Yclose=Yclose, Fclose=Fclose, Sclose=Sclose,
-                    ORGX=Fclose / pixel_size + 0.5, ORGY=Sclose / pixel_size + 0.5, dials_origin_mm=dials_origin,
-                    detsize_f=detsize_f, detsize_s=detsize_s, twotheta=s.detector_twotheta,
-                    convention=convention, pivot=pivot)
+    return thicksteps, thick, thickstep, mu
 
 
 def _clamped_angle(sin_value, cos_value):
