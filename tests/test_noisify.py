@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import shlex
+import subprocess
 import sys
 
 import numpy as np
@@ -142,3 +143,13 @@ def test_benchmark_script_compares_whole_processes(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["identical_files"] == {"int.img": True, "noise.img": True, "image.pgm": True}
     assert len(report["times_s"]["c"]) == 1 and report["median_s"]["arraybragg"] > 0
+
+
+def test_noisify_imports_only_what_it_needs():
+    """``import arraybragg`` is lazy: noisify does not load the simulator's modules, which still resolve."""
+    code = ("import sys, arraybragg.tools.noisify, arraybragg\n"
+            "heavy = [m for m in ('arraybragg.flags', 'arraybragg.setup', 'arraybragg.accumulation') if m in sys.modules]\n"
+            "print(heavy, arraybragg.render.__module__, arraybragg.parse_args.__module__,"
+            " sorted(n for n in arraybragg.__all__ if not hasattr(arraybragg, n)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "arraybragg.accumulation", "arraybragg.flags", "[]"]
