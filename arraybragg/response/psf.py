@@ -38,6 +38,7 @@ FIBER_G_PER_FWHM = 0.652383013252053
 _PHOTON_LOSS_FACTOR = 10.0  # a radius leaves out about sqrt(I) / this many photons
 _INT_MIN = -2147483648.0
 _LOG16 = math.log(16)
+_UNREACHED = 2147483647  # reach of no pixel: beyond every squared distance (int32's largest)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def _running_total(xp, values) -> float:
 def apply_psf(image, psf: PSF):
     """Blurred copy (float32, same shape and namespace) of a 2D photon image, as noisify's apply_psf."""
     xp = array_namespace(image)
-    image = xp.astype(image, xp.float32)
+    image = xp.astype(image, xp.float32, copy=False)
     height, width = image.shape
     maxwidth = max(width, height)
     if height * width == 0:
@@ -176,11 +177,12 @@ def apply_psf(image, psf: PSF):
     positive = image > 0.0
     sources = image[positive]
     radii_of = _source_radii(xp, sources, psf, maxwidth)
-    radii = xp.zeros(image.shape, dtype=xp.float64, device=getattr(image, "device", None))
-    radii[positive] = radii_of  # 0 elsewhere: not read for non-sources
-    out = _direct_sum(xp, image, radii, kernel)
     share = _running_total(xp, _lost_photons(xp, sources, radii_of, psf)) / (height * width)
-    return xp.astype(xp.astype(out, xp.float64) + share, xp.float32)
+    # squared spreading radius of every pixel (whole: radii are); -1: not a source (<= 0, NaN, no valid radius)
+    squares = xp.int32 if maxwidth * maxwidth < _UNREACHED else xp.int64
+    reach = xp.full(image.shape, -1, dtype=squares, device=getattr(image, "device", None))
+    reach[positive] = xp.astype(xp.where(radii_of >= 0.0, radii_of * radii_of, -1.0), squares)
+    return _direct_sum(xp, image, reach, kernel, share)
 
 
 def _offset_order(kernel: dict, width: int) -> list:
@@ -199,45 +201,52 @@ def _offset_order(kernel: dict, width: int) -> list:
 _BLOCK_PIXELS = 1 << 17
 
 
-def _direct_sum(xp, image, radii, kernel: dict):
+def _direct_sum(xp, image, reach, kernel: dict, share: float):
     """noisify's spreading loop, vectorised per block of output rows and kernel offset (float32).
 
     An offset whose distance no source near a block reaches adds only zeros there
     (out + 0.0 == out, as out >= 0): it is skipped for that block, which leaves the
     order of every pixel's other terms unchanged.  Offsets every source near the
     block reaches take the values as they are; the others take the values of the
-    sources that reach them (0 elsewhere), made once per block and ring.
+    sources that reach them (0 elsewhere), made once per block and ring.  Then the
+    block's pixels get ``share`` (the lost photons spread evenly), added in double.
+    No temporary is larger than a block's rows (the image's float64 copies would cost
+    fresh memory pages at every call).
     """
     height, width = image.shape
-    values = xp.astype(image, xp.float64)
-    # squared spreading radius (a square: radii are whole); -1: not a source (<= 0, NaN, no valid radius)
-    reach = xp.where((values > 0.0) & (radii >= 0.0), radii * radii, -1.0)
+    device = getattr(image, "device", None)
     row_most = xp.max(reach, axis=1)
-    row_least = xp.min(xp.where(values == 0.0, math.inf, reach), axis=1)  # a zero adds zeros anyway
-    out = xp.zeros((height, width), dtype=xp.float32, device=getattr(image, "device", None))
-    offsets = [(dy, dx, value, dx * dx + dy * dy) for (dy, dx), value in _offset_order(kernel, width)]
-    if not offsets:
-        return out
-    low = min(dy for dy, _, _, _ in offsets)
-    high = max(dy for dy, _, _, _ in offsets) + 1  # + 1: the wrap to the next row
+    row_least = xp.min(xp.where(image == 0.0, _UNREACHED, reach), axis=1)  # a zero adds zeros anyway
+    out = xp.zeros((height, width), dtype=xp.float32, device=device)
+    offsets = [(dy, dx, xp.asarray(value, dtype=xp.float64, device=device), dx * dx + dy * dy)
+               for (dy, dx), value in _offset_order(kernel, width)]  # float32 * float64 value: double
+    low = min((dy for dy, _, _, _ in offsets), default=0)
+    high = max((dy for dy, _, _, _ in offsets), default=0) + 1  # + 1: the wrap to the next row
     rows = max(1, _BLOCK_PIXELS // width)
     for top in range(0, height, rows):
         block = (top, min(top + rows, height))
         near = (max(0, top - high), max(0, min(height, block[1] - low)))  # the block's source rows
-        if near[0] >= near[1]:
-            continue
-        most = float(xp.max(row_most[near[0]:near[1]]))
-        least = float(xp.min(row_least[near[0]:near[1]]))
-        rings = {}
-        for dy, dx, value, distance in offsets:
-            if distance > most:
-                continue
-            if distance <= least:
-                sources = (values, 0, (0, width))
-            else:
-                sources = _ring(xp, values, reach, near, distance, rings)
-            _spread(xp, out, sources, block, (dy, dx, value))
+        if near[0] < near[1]:
+            bounds = (int(xp.max(row_most[near[0]:near[1]])), int(xp.min(row_least[near[0]:near[1]])))
+            _sum_block(xp, (image, reach, out), offsets, block, near, bounds)
+        done = out[block[0]:block[1], :]
+        out[block[0]:block[1], :] = xp.astype(xp.astype(done, xp.float64) + share, xp.float32)
     return out
+
+
+def _sum_block(xp, arrays, offsets, block, near, bounds):
+    """Every offset onto one block of output rows; ``bounds``: the most and least reach of its sources."""
+    image, reach, out = arrays
+    most, least = bounds
+    rings = {}
+    for dy, dx, value, distance in offsets:
+        if distance > most:
+            continue
+        if distance <= least:
+            sources = (image, 0, (0, image.shape[1]))
+        else:
+            sources = _ring(xp, image, reach, near, distance, rings)
+        _spread(xp, out, sources, block, (dy, dx, value))
 
 
 def _ring(xp, values, reach, near, distance, rings):
@@ -247,7 +256,7 @@ def _ring(xp, values, reach, near, distance, rings):
     ring = math.isqrt(distance - 1) + 1 if distance > 0 else 0
     if ring not in rings:
         rows = slice(near[0], near[1])
-        reaching = reach[rows, :] >= float(ring * ring)
+        reaching = reach[rows, :] >= ring * ring
         columns = xp.nonzero(xp.any(reaching, axis=0))[0]
         window = (int(columns[0]), int(columns[-1]) + 1) if columns.shape[0] else (0, 0)
         rings[ring] = (xp.where(reaching, values[rows, :], 0.0), near[0], window)
