@@ -94,13 +94,29 @@ def _host(array) -> np.ndarray:
     return np.asarray(array)
 
 
+# Whole-image float64 temporaries are computed by chunks of rows of about this many pixels: glibc
+# serves blocks over 32 MiB (a 6-megapixel image in double) with fresh pages at every call, which
+# cost as much as the arithmetic or more.
+_CHUNK_PIXELS = 1 << 20
+
+
+def _row_chunks(shape: tuple) -> list:
+    """Slices of the first axis covering an array of ``shape`` (at least 1D) by chunks."""
+    step = max(1, _CHUNK_PIXELS // max(1, int(np.prod(shape[1:]))))
+    return [slice(start, start + step) for start in range(0, shape[0], step)]
+
+
 def photon_image(float_image, response: DetectorResponse) -> np.ndarray:
     """Step 1: photons/pixel as float32, computed in double as noisify does."""
     if response.fluence is None:
         factor = response.scale
     else:
         factor = (response.fluence * R_E_SQR) * response.scale
-    return (factor * np.asarray(float_image, dtype=np.float64)).astype(np.float32)
+    image = np.asarray(float_image)
+    out = np.empty(image.shape, dtype=np.float32)
+    for rows in _row_chunks(image.shape) if image.ndim else [()]:
+        out[rows] = factor * image[rows].astype(np.float64)
+    return out
 
 
 def _unsigned(values: np.ndarray, bits: int) -> np.ndarray:
@@ -159,9 +175,9 @@ def apply_response(float_image, response: DetectorResponse) -> ResponseResult:
                             max_input=float(positive.max()) if positive.size else 0.0)
     if not response.noise:
         result.photons = _blur(result.photons, response.psf, float_image)
-    adu = result.photons.astype(np.float64) * response.gain + response.adc_offset
-    result.int_image, _ = to_adu(adu, response.bits, noiseless=True)
-    result.int16_image = result.int_image if response.bits == 16 else to_adu(adu, 16, noiseless=True)[0]
+    result.int_image, _ = _integers(result.photons, response, response.bits, noiseless=True)
+    result.int16_image = (result.int_image if response.bits == 16
+                          else _integers(result.photons, response, 16, noiseless=True)[0])
     if response.noise:
         _noise_stage(result, response, float_image)
     if response.defects is not None:
@@ -184,14 +200,32 @@ def _noise_stage(result: ResponseResult, response: DetectorResponse, like) -> No
     else:
         counts = _blur(counts, response.psf, like)
         result.noise_photons = _sequential_sum(counts)
-    adu = counts.astype(np.float64) * response.gain + response.adc_offset
+    deviates = None
     if response.readout_noise > 0.0:
-        deviates = streams.gauss_array(stream, adu.size).reshape(adu.shape)
-        adu += response.readout_noise * deviates.astype(np.float64)
-    result.noise_image, result.overloads = to_adu(adu, response.bits)
+        deviates = streams.gauss_array(stream, counts.size).reshape(counts.shape)
+    result.noise_image, result.overloads = _integers(counts, response, response.bits, deviates=deviates)
+
+
+def _integers(counts: np.ndarray, response: DetectorResponse, bits: int, noiseless: bool = False,
+              deviates: Optional[np.ndarray] = None) -> tuple[np.ndarray, int]:
+    """:func:`to_adu` of counts * gain + adc_offset (+ readout_noise * deviates) in double, by rows."""
+    image = np.empty(counts.shape, dtype=np.uint16 if bits == 16 else np.uint32)
+    overloads = 0
+    for rows in _row_chunks(counts.shape):
+        adu = counts[rows].astype(np.float64) * response.gain + response.adc_offset
+        if deviates is not None:
+            adu += response.readout_noise * deviates[rows].astype(np.float64)
+        image[rows], clipped = to_adu(adu, bits, noiseless)
+        overloads += clipped
+    return image, overloads
 
 
 def _sequential_sum(values: np.ndarray) -> float:
-    """Double sum added one value at a time in raster order, as the C loop."""
-    flat = values.astype(np.float64).ravel()
-    return float(np.cumsum(flat)[-1]) if flat.size else 0.0
+    """Double sum added one value at a time in raster order, as the C loop (by chunks of rows)."""
+    total = 0.0
+    for rows in _row_chunks(values.shape):
+        part = values[rows].astype(np.float64).ravel()
+        if part.size:
+            part[0] += total
+            total = float(np.cumsum(part)[-1])
+    return total
