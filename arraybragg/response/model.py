@@ -18,6 +18,7 @@ run on the host; the PSF runs on the namespace of the input image.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -193,17 +194,78 @@ def _noise_stage(result: ResponseResult, response: DetectorResponse, like) -> No
     photons, calibration = result.photons, response.calibration
     if response.fixed_calibration and calibration > 0.0:
         photons, calibration = streams.calibrated(photons, calibration, response.calib_seed), 0.0
-    counts, stream, result.photons_before_psf = streams.noise_counts(
-        photons, response.flicker, calibration, response.seed, response.calib_seed)
-    if response.psf is None:
-        result.noise_photons = result.photons_before_psf
-    else:
-        counts = _blur(counts, response.psf, like)
+    draw = (photons, response.flicker, calibration, response.seed, response.calib_seed)
+    if _overlapped(response.psf, like):
+        counts, stream, result.photons_before_psf = _blurred_counts(draw, response.psf)
         result.noise_photons = _sequential_sum(counts)
+    else:
+        counts, stream, result.photons_before_psf = streams.noise_counts(*draw)
+        if response.psf is None:
+            result.noise_photons = result.photons_before_psf
+        else:
+            counts = _blur(counts, response.psf, like)
+            result.noise_photons = _sequential_sum(counts)
     deviates = None
     if response.readout_noise > 0.0:
         deviates = streams.gauss_array(stream, counts.size).reshape(counts.shape)
     result.noise_image, result.overloads = _integers(counts, response, response.bits, deviates=deviates)
+
+
+def _overlapped(psf: Optional[PSF], like) -> bool:
+    """Whether the PSF can take the noise loop's rows as they come (:func:`_blurred_counts`)."""
+    return (psf is not None and psf.fwhm_pixels > 0.0 and psf.method == "direct"
+            and is_numpy_namespace(array_namespace(like)))
+
+
+class _FinishedRows:
+    """Rows of an image that another thread fills in order: ``wait(rows)`` returns once the first
+    ``rows`` are final, or raises the error that stopped that thread."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._rows, self._error = 0, None
+
+    def advance(self, rows: int) -> None:
+        with self._condition:
+            self._rows = max(self._rows, rows)
+            self._condition.notify_all()
+
+    def abandon(self, error: BaseException) -> None:
+        with self._condition:
+            self._error = error
+            self._condition.notify_all()
+
+    def wait(self, rows: int) -> None:
+        with self._condition:
+            self._condition.wait_for(lambda: self._rows >= rows or self._error is not None)
+            if self._error is not None:
+                raise self._error
+
+
+def _blurred_counts(draw: tuple, psf: PSF) -> tuple[np.ndarray, streams.rng.Ran1Stream, float]:
+    """The noise loop in a second thread (the compiled loop releases the GIL) and the direct PSF in
+    this one, which spreads each block of rows as soon as the loop has drawn the rows it needs.
+
+    The same numbers as one after the other: the loop fills ``counts`` in raster order and
+    the PSF only reads finished rows.  Returns (blurred counts, shot stream, counts' sum).
+    """
+    counts = np.empty(np.shape(draw[0]), dtype=np.float32)
+    rows, outcome = _FinishedRows(), {}
+
+    def loop():
+        try:
+            outcome["noise"] = streams.noise_counts(*draw, counts=counts, progress=rows.advance)
+        except BaseException as error:  # handed to the PSF's thread, which raises it
+            rows.abandon(error)
+
+    worker = threading.Thread(target=loop, name="arraybragg-noise-loop", daemon=True)
+    worker.start()
+    try:
+        blurred = apply_psf(counts, psf, ready=rows.wait)
+    finally:
+        worker.join()
+    _, stream, total = outcome["noise"]
+    return blurred, stream, total
 
 
 def _integers(counts: np.ndarray, response: DetectorResponse, bits: int, noiseless: bool = False,

@@ -39,6 +39,8 @@ _PHOTON_LOSS_FACTOR = 10.0  # a radius leaves out about sqrt(I) / this many phot
 _INT_MIN = -2147483648.0
 _LOG16 = math.log(16)
 _UNREACHED = 2147483647  # reach of no pixel: beyond every squared distance (int32's largest)
+_FLOAT32_MAX = 3.4028234663852886e38  # the brightest finite pixel: its radius bounds every pixel's
+_STREAMED_RADIUS = 32  # the largest such bound for which apply_psf(ready=...) starts before all rows are in
 
 
 @dataclass(frozen=True)
@@ -150,39 +152,60 @@ def _lost_photons(xp, image, radii, psf: PSF):
     return xp.where(values > 0.0, lost, 0.0)
 
 
-def _running_total(xp, values) -> float:
-    """Sum of a flat float64 array added one value at a time (sequential on NumPy)."""
+def _running_total(xp, values, start: float = 0.0) -> float:
+    """``start`` plus a flat float64 array added one value at a time (sequential on NumPy)."""
     if values.shape[0] == 0:
-        return 0.0
-    return float(xp.cumulative_sum(values)[-1])
+        return start
+    first = xp.asarray([start], dtype=xp.float64, device=getattr(values, "device", None))
+    return float(xp.cumulative_sum(xp.concat([first, values]))[-1])
 
 
-def apply_psf(image, psf: PSF):
-    """Blurred copy (float32, same shape and namespace) of a 2D photon image, as noisify's apply_psf."""
+def apply_psf(image, psf: PSF, ready=None):
+    """Blurred copy (float32, same shape and namespace) of a 2D photon image, as noisify's apply_psf.
+
+    ``ready(rows)``, for an image that another thread is still filling row by row
+    (a float32 image, used in place): returns once its first ``rows`` rows are
+    final.  The direct sum then spreads each block of rows as soon as its
+    sources are there (with the kernel of the largest radius any float32 pixel
+    could have, offsets beyond the sources' reach being skipped anyway), unless
+    that radius is over _STREAMED_RADIUS (fibre PSFs): then it waits for all rows.
+    """
     xp = array_namespace(image)
     image = xp.astype(image, xp.float32, copy=False)
     height, width = image.shape
     maxwidth = max(width, height)
     if height * width == 0:
         return image
-    max_value = float(xp.max(xp.where(image > 0.0, image, 0.0)))
-    if psf.radius <= 0 and max_value <= 0.0:
+    radius = kernel_radius(psf, _FLOAT32_MAX, maxwidth)
+    streamed = ready is not None and psf.method == "direct" and (psf.radius > 0 or 0 < radius <= _STREAMED_RADIUS)
+    if ready is not None and not streamed:
+        ready(height)
+    if not streamed:
+        radius = _image_radius(xp, image, psf)
+    if radius == 0:
         return xp.zeros_like(image)  # noisify: "no photons, PSF skipped" (an empty image)
-    radius = kernel_radius(psf, max_value, maxwidth)
     kernel = psf_kernel(psf, radius)
     if psf.method == "fft":
         return _fft_blur(xp, image, kernel, radius)
-    # only pixels > 0 are sources: their radii and lost photons (in raster order; the others
-    # lose none, and adding 0.0 to the running total changes nothing)
-    positive = image > 0.0
-    sources = image[positive]
-    radii_of = _source_radii(xp, sources, psf, maxwidth)
-    share = _running_total(xp, _lost_photons(xp, sources, radii_of, psf)) / (height * width)
-    # squared spreading radius of every pixel (whole: radii are); -1: not a source (<= 0, NaN, no valid radius)
-    squares = xp.int32 if maxwidth * maxwidth < _UNREACHED else xp.int64
-    reach = xp.full(image.shape, -1, dtype=squares, device=getattr(image, "device", None))
-    reach[positive] = xp.astype(xp.where(radii_of >= 0.0, radii_of * radii_of, -1.0), squares)
-    return _direct_sum(xp, image, reach, kernel, share)
+    out, share, most = _direct_sum(xp, image, psf, kernel, ready if streamed else None)
+    if streamed:
+        radius = _image_radius(xp, image, psf)
+        if radius == 0:
+            return xp.zeros_like(image)
+        if most > radius * radius:  # a source reaches beyond the kernel noisify caches (rounding): as noisify
+            return apply_psf(image, psf)
+    for top in range(0, height, _block_rows(width)):  # the lost photons, spread evenly (in double)
+        rows = slice(top, min(top + _block_rows(width), height))
+        out[rows, :] = xp.astype(xp.astype(out[rows, :], xp.float64) + share, xp.float32)
+    return out
+
+
+def _image_radius(xp, image, psf: PSF) -> int:
+    """Radius of the kernel noisify caches for ``image``; 0 when it skips the PSF (no photons)."""
+    max_value = float(xp.max(xp.where(image > 0.0, image, 0.0)))
+    if psf.radius <= 0 and max_value <= 0.0:
+        return 0
+    return kernel_radius(psf, max_value, max(image.shape))
 
 
 def _offset_order(kernel: dict, width: int) -> list:
@@ -201,37 +224,66 @@ def _offset_order(kernel: dict, width: int) -> list:
 _BLOCK_PIXELS = 1 << 17
 
 
-def _direct_sum(xp, image, reach, kernel: dict, share: float):
+def _block_rows(width: int) -> int:
+    return max(1, _BLOCK_PIXELS // width)
+
+
+def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None):
     """noisify's spreading loop, vectorised per block of output rows and kernel offset (float32).
 
+    Returns (the sums, the lost photons' share of each pixel, the largest squared reach).
     An offset whose distance no source near a block reaches adds only zeros there
     (out + 0.0 == out, as out >= 0): it is skipped for that block, which leaves the
     order of every pixel's other terms unchanged.  Offsets every source near the
     block reaches take the values as they are; the others take the values of the
-    sources that reach them (0 elsewhere), made once per block and ring.  Then the
-    block's pixels get ``share`` (the lost photons spread evenly), added in double.
-    No temporary is larger than a block's rows (the image's float64 copies would cost
-    fresh memory pages at every call).
+    sources that reach them (0 elsewhere), made once per block and ring.  Sources
+    are prepared by blocks of rows too, as they become ready.  No temporary is larger
+    than a block's rows: the image's float64 copies would cost fresh memory pages.
     """
     height, width = image.shape
     device = getattr(image, "device", None)
-    row_most = xp.max(reach, axis=1)
-    row_least = xp.min(xp.where(image == 0.0, _UNREACHED, reach), axis=1)  # a zero adds zeros anyway
+    squares = xp.int32 if max(height, width) ** 2 < _UNREACHED else xp.int64
+    # per pixel: the squared spreading radius (radii are whole); -1: not a source (<= 0, NaN, no valid radius)
+    state = {"reach": xp.full(image.shape, -1, dtype=squares, device=device), "lost": 0.0, "rows": 0,
+             "most": xp.full((height,), -1, dtype=squares, device=device),
+             "least": xp.full((height,), _UNREACHED, dtype=squares, device=device)}
     out = xp.zeros((height, width), dtype=xp.float32, device=device)
     offsets = [(dy, dx, xp.asarray(value, dtype=xp.float64, device=device), dx * dx + dy * dy)
                for (dy, dx), value in _offset_order(kernel, width)]  # float32 * float64 value: double
     low = min((dy for dy, _, _, _ in offsets), default=0)
     high = max((dy for dy, _, _, _ in offsets), default=0) + 1  # + 1: the wrap to the next row
-    rows = max(1, _BLOCK_PIXELS // width)
+    rows = _block_rows(width)
     for top in range(0, height, rows):
         block = (top, min(top + rows, height))
         near = (max(0, top - high), max(0, min(height, block[1] - low)))  # the block's source rows
+        while state["rows"] < max(near[1], block[1]):
+            _prepare_rows(xp, image, psf, state, min(height, state["rows"] + rows), ready)
         if near[0] < near[1]:
-            bounds = (int(xp.max(row_most[near[0]:near[1]])), int(xp.min(row_least[near[0]:near[1]])))
-            _sum_block(xp, (image, reach, out), offsets, block, near, bounds)
-        done = out[block[0]:block[1], :]
-        out[block[0]:block[1], :] = xp.astype(xp.astype(done, xp.float64) + share, xp.float32)
-    return out
+            bounds = (int(xp.max(state["most"][near[0]:near[1]])), int(xp.min(state["least"][near[0]:near[1]])))
+            _sum_block(xp, (image, state["reach"], out), offsets, block, near, bounds)
+    return out, state["lost"] / (height * width), int(xp.max(state["most"]))
+
+
+def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:
+    """Radii, reach and lost photons of the sources of rows state["rows"]:stop (waiting for them).
+
+    Only pixels > 0 are sources; their lost photons are added in raster order (the
+    others lose none, and adding 0.0 to the running total changes nothing).
+    """
+    if ready is not None:
+        ready(stop)
+    rows = slice(state["rows"], stop)
+    chunk = image[rows, :]
+    positive = chunk > 0.0
+    sources = chunk[positive]
+    radii = _source_radii(xp, sources, psf, max(image.shape))
+    state["lost"] = _running_total(xp, _lost_photons(xp, sources, radii, psf), state["lost"])
+    reach = xp.full(chunk.shape, -1, dtype=state["reach"].dtype, device=getattr(image, "device", None))
+    reach[positive] = xp.astype(xp.where(radii >= 0.0, radii * radii, -1.0), reach.dtype)
+    state["reach"][rows, :] = reach
+    state["most"][rows] = xp.max(reach, axis=1)
+    state["least"][rows] = xp.min(xp.where(chunk == 0.0, _UNREACHED, reach), axis=1)  # a zero adds zeros
+    state["rows"] = stop
 
 
 def _sum_block(xp, arrays, offsets, block, near, bounds):
