@@ -345,11 +345,30 @@ def _spread(xp, out, sources, block, offset):
                        (slice(first - dy - 1, stop - dy - 1), slice(width - dx, width - dx + 1)), value)
 
 
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: FFT lengths with only small factors are several times faster
+    (a prime length such as 2473 takes ~8x as long as 2500)."""
+    best, power5 = 2 * n, 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            length = power35
+            while length < n:
+                length *= 2
+            best = min(best, length)
+            power35 *= 3
+        power5 *= 5
+    return best
+
+
 def _fft_blur(xp, image, kernel: dict, radius: int):
-    """Convolution with the whole kernel by FFT; photons outside the kernel added back evenly."""
+    """Convolution with the whole kernel by FFT; photons outside the kernel added back evenly.
+
+    Padding by ``radius`` keeps the circular convolution from wrapping into the image;
+    each axis is padded further to a fast FFT length."""
     height, width = image.shape
     device = getattr(image, "device", None)
-    size = (height + 2 * radius, width + 2 * radius)
+    size = (_fast_length(height + radius), _fast_length(width + radius))
     values = xp.where(image > 0.0, xp.astype(image, xp.float64), 0.0)  # as the direct sum: sources > 0
     padded = xp.zeros(size, dtype=xp.float64, device=device)
     padded[:height, :width] = values
