@@ -174,13 +174,11 @@ def apply_response(float_image, response: DetectorResponse) -> ResponseResult:
         photons = response.defects.shadow(photons)
     result = ResponseResult(photons=photons, int_image=None,
                             max_input=float(positive.max()) if positive.size else 0.0)
-    if not response.noise:
-        result.photons = _blur(result.photons, response.psf, float_image)
-    result.int_image, _ = _integers(result.photons, response, response.bits, noiseless=True)
-    result.int16_image = (result.int_image if response.bits == 16
-                          else _integers(result.photons, response, 16, noiseless=True)[0])
     if response.noise:
         _noise_stage(result, response, float_image)
+    else:
+        result.photons = _blur(result.photons, response.psf, float_image)
+        _noiseless_images(result, response)
     if response.defects is not None:
         result.int_image = response.defects.mark(result.int_image, response.bits)
         result.int16_image = response.defects.mark(result.int16_image, 16)
@@ -189,16 +187,26 @@ def apply_response(float_image, response: DetectorResponse) -> ResponseResult:
     return result
 
 
+def _noiseless_images(result: ResponseResult, response: DetectorResponse) -> None:
+    """Step 2: the noiseless integer images of result.photons."""
+    result.int_image, _ = _integers(result.photons, response, response.bits, noiseless=True)
+    result.int16_image = (result.int_image if response.bits == 16
+                          else _integers(result.photons, response, 16, noiseless=True)[0])
+
+
 def _noise_stage(result: ResponseResult, response: DetectorResponse, like) -> None:
-    """Steps 3-5: Poisson counts with flicker and calibration, PSF, gain, offset, readout noise."""
+    """Steps 2-5: the noiseless images; Poisson counts with flicker and calibration, PSF, gain,
+    offset, readout noise."""
     photons, calibration = result.photons, response.calibration
     if response.fixed_calibration and calibration > 0.0:
         photons, calibration = streams.calibrated(photons, calibration, response.calib_seed), 0.0
     draw = (photons, response.flicker, calibration, response.seed, response.calib_seed)
     if _overlapped(response.psf, like):
-        counts, stream, result.photons_before_psf = _blurred_counts(draw, response.psf)
+        counts, stream, result.photons_before_psf = _blurred_counts(
+            draw, response.psf, lambda: _noiseless_images(result, response))
         result.noise_photons = _sequential_sum(counts)
     else:
+        _noiseless_images(result, response)
         counts, stream, result.photons_before_psf = streams.noise_counts(*draw)
         if response.psf is None:
             result.noise_photons = result.photons_before_psf
@@ -242,9 +250,10 @@ class _FinishedRows:
                 raise self._error
 
 
-def _blurred_counts(draw: tuple, psf: PSF) -> tuple[np.ndarray, streams.rng.Ran1Stream, float]:
-    """The noise loop in a second thread (the compiled loop releases the GIL) and the direct PSF in
-    this one, which spreads each block of rows as soon as the loop has drawn the rows it needs.
+def _blurred_counts(draw: tuple, psf: PSF, then) -> tuple[np.ndarray, streams.rng.Ran1Stream, float]:
+    """The noise loop in a second thread (the compiled loop releases the GIL), then ``then()``
+    there too, and the direct PSF in this one, which spreads each block of rows as soon as the
+    loop has drawn the rows it needs.
 
     The same numbers as one after the other: the loop fills ``counts`` in raster order and
     the PSF only reads finished rows.  Returns (blurred counts, shot stream, counts' sum).
@@ -255,7 +264,9 @@ def _blurred_counts(draw: tuple, psf: PSF) -> tuple[np.ndarray, streams.rng.Ran1
     def loop():
         try:
             outcome["noise"] = streams.noise_counts(*draw, counts=counts, progress=rows.advance)
+            then()
         except BaseException as error:  # handed to the PSF's thread, which raises it
+            outcome["error"] = error
             rows.abandon(error)
 
     worker = threading.Thread(target=loop, name="arraybragg-noise-loop", daemon=True)
@@ -264,6 +275,8 @@ def _blurred_counts(draw: tuple, psf: PSF) -> tuple[np.ndarray, streams.rng.Ran1
         blurred = apply_psf(counts, psf, ready=rows.wait)
     finally:
         worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
     _, stream, total = outcome["noise"]
     return blurred, stream, total
 
