@@ -181,15 +181,15 @@ def apply_psf(image, psf: PSF, ready=None):
     if ready is not None and not streamed:
         ready(height)
     if not streamed:
-        radius = _image_radius(xp, image, psf)
+        radius = _cached_radius(psf, float(xp.max(xp.where(image > 0.0, image, 0.0))), maxwidth)
     if radius == 0:
         return xp.zeros_like(image)  # noisify: "no photons, PSF skipped" (an empty image)
     kernel = psf_kernel(psf, radius)
     if psf.method == "fft":
         return _fft_blur(xp, image, kernel, radius)
-    out, share, most = _direct_sum(xp, image, psf, kernel, ready if streamed else None)
+    out, share, most, brightest = _direct_sum(xp, image, psf, kernel, ready if streamed else None)
     if streamed:
-        radius = _image_radius(xp, image, psf)
+        radius = _cached_radius(psf, brightest, maxwidth)
         if radius == 0:
             return xp.zeros_like(image)
         if most > radius * radius:  # a source reaches beyond the kernel noisify caches (rounding): as noisify
@@ -200,12 +200,12 @@ def apply_psf(image, psf: PSF, ready=None):
     return out
 
 
-def _image_radius(xp, image, psf: PSF) -> int:
-    """Radius of the kernel noisify caches for ``image``; 0 when it skips the PSF (no photons)."""
-    max_value = float(xp.max(xp.where(image > 0.0, image, 0.0)))
+def _cached_radius(psf: PSF, max_value: float, maxwidth: int) -> int:
+    """Radius of the kernel noisify caches for an image whose brightest pixel (0 if none > 0) is
+    ``max_value``; 0 when it skips the PSF (no photons)."""
     if psf.radius <= 0 and max_value <= 0.0:
         return 0
-    return kernel_radius(psf, max_value, max(image.shape))
+    return kernel_radius(psf, max_value, maxwidth)
 
 
 def _offset_order(kernel: dict, width: int) -> list:
@@ -231,7 +231,8 @@ def _block_rows(width: int) -> int:
 def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None):
     """noisify's spreading loop, vectorised per block of output rows and kernel offset (float32).
 
-    Returns (the sums, the lost photons' share of each pixel, the largest squared reach).
+    Returns (the sums, the lost photons' share of each pixel, the largest squared reach, the
+    brightest pixel or 0).
     An offset whose distance no source near a block reaches adds only zeros there
     (out + 0.0 == out, as out >= 0): it is skipped for that block, which leaves the
     order of every pixel's other terms unchanged.  Offsets every source near the
@@ -245,6 +246,7 @@ def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None):
     squares = xp.int32 if max(height, width) ** 2 < _UNREACHED else xp.int64
     # per pixel: the squared spreading radius (radii are whole); -1: not a source (<= 0, NaN, no valid radius)
     state = {"reach": xp.full(image.shape, -1, dtype=squares, device=device), "lost": 0.0, "rows": 0,
+             "brightest": 0.0,
              "most": xp.full((height,), -1, dtype=squares, device=device),
              "least": xp.full((height,), _UNREACHED, dtype=squares, device=device)}
     out = xp.zeros((height, width), dtype=xp.float32, device=device)
@@ -261,7 +263,7 @@ def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None):
         if near[0] < near[1]:
             bounds = (int(xp.max(state["most"][near[0]:near[1]])), int(xp.min(state["least"][near[0]:near[1]])))
             _sum_block(xp, (image, state["reach"], out), offsets, block, near, bounds)
-    return out, state["lost"] / (height * width), int(xp.max(state["most"]))
+    return out, state["lost"] / (height * width), int(xp.max(state["most"])), state["brightest"]
 
 
 def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:
@@ -276,6 +278,8 @@ def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:
     chunk = image[rows, :]
     positive = chunk > 0.0
     sources = chunk[positive]
+    if sources.shape[0]:
+        state["brightest"] = max(state["brightest"], float(xp.max(sources)))
     radii = _source_radii(xp, sources, psf, max(image.shape))
     state["lost"] = _running_total(xp, _lost_photons(xp, sources, radii, psf), state["lost"])
     reach = xp.full(chunk.shape, -1, dtype=state["reach"].dtype, device=getattr(image, "device", None))
