@@ -143,6 +143,7 @@ def test_benchmark_script_compares_whole_processes(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["identical_files"] == {"int.img": True, "noise.img": True, "image.pgm": True}
     assert len(report["times_s"]["c"]) == 1 and report["median_s"]["arraybragg"] > 0
+    assert report["median_round_ratio"] == pytest.approx(report["ratio"]) and len(report["load_average_1min"]) == 2
 
 
 def test_noisify_imports_only_what_it_needs():
