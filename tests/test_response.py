@@ -260,3 +260,15 @@ def test_adu_casts_as_gcc_on_x86_64():
     assert image16.tolist() == [65535, 0, 65535, 65535, 12, 0] and over16 == 2
     assert image32.tolist() == [4294967295, 0, 70000, 2147483647, 12, 0] and over32 == 1
     assert to_adu(adu, 32, noiseless=True)[0].tolist() == [4294967295, 0, 65535, 65535, 12, 0]
+
+
+def test_noiseless_images_error_reaches_the_caller(monkeypatch):
+    """The noiseless images are made in the noise loop's thread: an error there is raised here too."""
+    from arraybragg.response import model
+
+    def broken(result, response):
+        raise OverflowError("cannot convert")
+
+    monkeypatch.setattr(model, "_noiseless_images", broken)
+    with pytest.raises(OverflowError, match="cannot convert"):
+        apply_response(_image((20, 20)), DetectorResponse(scale=1.0, seed=-3, psf=PSF("gauss", 1.5)))
