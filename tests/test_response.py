@@ -239,6 +239,8 @@ def test_psf_of_rows_as_they_come_equals_whole_image(psf, monkeypatch):
 
     assert np.array_equal(apply_psf(filling, psf, ready=ready), apply_psf(image, psf))
     assert handed == sorted(handed) and handed[-1] == 30 and (len(handed) > 1) == (psf.kind == "gauss")
+    with pytest.raises(TypeError, match="float32"):  # a converted copy would not see the rows coming
+        apply_psf(filling.astype(np.float64), psf, ready=ready)
 
 
 def test_noise_loop_error_reaches_the_caller(monkeypatch):

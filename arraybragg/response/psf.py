@@ -171,6 +171,8 @@ def apply_psf(image, psf: PSF, ready=None):
     that radius is over _STREAMED_RADIUS (fibre PSFs): then it waits for all rows.
     """
     xp = array_namespace(image)
+    if ready is not None and image.dtype != xp.float32:
+        raise TypeError("apply_psf(ready=...): the image must be float32 (it is read in place)")
     image = xp.astype(image, xp.float32, copy=False)
     height, width = image.shape
     maxwidth = max(width, height)
