@@ -14,7 +14,9 @@ are reproduced pixel for pixel:
 
 Then, beyond noisify and only when asked for (:mod:`.defects`): hot and dead
 pixels and a beamstop shadow on both images.  Random streams are exact and
-run on the host; the PSF runs on the namespace of the input image.
+run on the host; the PSF runs on the namespace of the input image.  On NumPy,
+the noise loop (step 3) and a direct PSF (step 4) run side by side, the PSF one
+block of rows behind the loop (:func:`_blurred_counts`): the same numbers.
 """
 from __future__ import annotations
 
