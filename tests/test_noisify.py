@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -154,3 +155,14 @@ def test_noisify_imports_only_what_it_needs():
             " sorted(n for n in arraybragg.__all__ if not hasattr(arraybragg, n)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["[]", "arraybragg.accumulation", "arraybragg.flags", "[]"]
+
+
+def test_program_asks_numpy_for_small_pages():
+    """Run as a program, arraybragg-noisify turns NumPy's huge-page advice off, unless the user set it."""
+    code = "import os, arraybragg.tools.noisify; print(os.environ['NUMPY_MADVISE_HUGEPAGE'])"
+    for preset, expected in ((None, "0"), ("1", "1")):
+        env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+        if preset is not None:
+            env["NUMPY_MADVISE_HUGEPAGE"] = preset
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+        assert out.stdout.split() == [expected]
