@@ -12,22 +12,46 @@ Typical use, in user units (Angstrom, mm, degrees)::
     images.to_numpy()[0]      # float32 (slow, fast) photons per pixel of panel 0
 
 or from nanoBragg's flags: ``ab.Experiment.from_flags("-cell 100 100 100 90 90 90 ...".split())``.
+
+The public names are imported on first use (PEP 562), so that tools that need
+only part of the package (``arraybragg-noisify``) do not pay for the rest.
 """
-from .backend import get_backend, get_policy
-from .models import (Beam, Convention, Crystal, CrystalShape, Detector, Experiment, Goniometer, Panel, Pivot,
-                     Sampling, Source, StructureFactors)
-from .errors import InputError
-from .io.flags import parse_args
-from .models.lab import Simulation
-from .models.nanobragg import build_simulation
-from .render.renderer import RenderResult, Renderer, render
-from .render.simulator import Images, Simulator
-from .outputs.render_files import OutputFiles, write_files
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Beam", "Convention", "Crystal", "CrystalShape", "Detector", "Experiment", "Goniometer", "Images", "InputError",
-    "OutputFiles", "Panel", "Pivot", "RenderResult", "Renderer", "Sampling", "Simulation", "Simulator", "Source",
-    "StructureFactors", "build_simulation", "get_backend", "get_policy", "parse_args", "render", "write_files",
-]
+# public name -> the module that defines it
+_SOURCES = {
+    "get_backend": ".backend", "get_policy": ".backend", "InputError": ".errors", "parse_args": ".io.flags",
+    **{name: ".models" for name in ("Beam", "Convention", "Crystal", "CrystalShape", "Detector", "Experiment",
+                                    "Goniometer", "Panel", "Pivot", "Sampling", "Source", "StructureFactors")},
+    "Simulation": ".models.lab", "build_simulation": ".models.nanobragg",
+    "RenderResult": ".render.renderer", "Renderer": ".render.renderer",
+    "Images": ".render.simulator", "Simulator": ".render.simulator",
+    "OutputFiles": ".outputs.render_files", "write_files": ".outputs.render_files",
+}
+
+__all__ = sorted(_SOURCES, key=lambda name: (not name[0].isupper(), name))
+
+
+# ``arraybragg.render`` is the render stage's package; its function for lab-frame simulations is
+# ``arraybragg.render.renderer.render``, exported here as ``render_simulation``
+_RENAMED = {"render_simulation": (".render.renderer", "render")}
+__all__ += sorted(_RENAMED)
+
+
+def __getattr__(name):
+    if name in _RENAMED:
+        module, attribute = _RENAMED[name]
+        value = getattr(importlib.import_module(module, __name__), attribute)
+        globals()[name] = value
+        return value
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_SOURCES[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SOURCES) | set(_RENAMED))

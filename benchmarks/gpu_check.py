@@ -72,7 +72,8 @@ def _mismatch(image: np.ndarray, reference: np.ndarray, dtype: str) -> tuple[int
 
 def check_case(case_dir: Path, backend: str, reference: Path) -> list[dict]:
     """Every (mode, dtype) render of one case against its reference image."""
-    from arraybragg import build_simulation, parse_args as parse_flags, render
+    from arraybragg import build_simulation, parse_args as parse_flags
+    from arraybragg.render.renderer import render
 
     meta = json.loads((case_dir / "case.json").read_text())
     shape = (meta["slow_pixels"], meta["fast_pixels"])

@@ -10,8 +10,9 @@ C program, then arraybragg-noisify, each in its own scratch directory; the
 rounds alternate so that drift of a shared machine falls on both.  One warm-up
 run of arraybragg-noisify first fills the page cache (and numba's on-disk cache, which is
 used only when the C extension ``arraybragg.response._noiseloop`` was not built).  Reported: the
-median wall time of each program and whether the three output files of the
-last round are byte-identical.  Build the C program yourself, e.g.
+median wall time of each program, their ratio and the median of the rounds' ratios, the
+1-minute load average before and after the rounds (the machine may be shared), and whether
+the three output files of the last round are byte-identical.  Build the C program yourself, e.g.
 ``gcc -O2 -o /tmp/noisify noisify.c -lm``; nothing here depends on it otherwise.
 """
 from __future__ import annotations
@@ -76,15 +77,19 @@ def main(argv=None) -> int:
         for directory in dirs.values():
             directory.mkdir()
         timed_run(sides["arraybragg"], dirs["arraybragg"])  # warm-up: the page cache (numba's cache)
+        load = [os.getloadavg()[0]]
         times = {name: [] for name in sides}
         for _ in range(options.repeats):
             for name, command in sides.items():
                 times[name].append(timed_run(command, dirs[name]))
         same = {name: (dirs["c"] / name).read_bytes() == (dirs["arraybragg"] / name).read_bytes()
                 for name in ("int.img", "noise.img", "image.pgm")}
+        load.append(os.getloadavg()[0])
     medians = {name: statistics.median(values) for name, values in times.items()}
+    ratios = [mine / theirs for mine, theirs in zip(times["arraybragg"], times["c"])]
     print(json.dumps({"args": options.args, "py_extra": options.py_extra, "repeats": options.repeats, "median_s": medians,
                       "times_s": times, "ratio": medians["arraybragg"] / medians["c"],
+                      "median_round_ratio": statistics.median(ratios), "load_average_1min": load,
                       "identical_files": same}, indent=1))
     return 0
 

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import NO_REFERENCE, REFERENCE, corpus_cases, image_mismatch, link_inputs
 
-from arraybragg import build_simulation, parse_args, render
+from arraybragg import build_simulation, parse_args
+from arraybragg.render.renderer import render
 
 CASES = corpus_cases()
 pytestmark = pytest.mark.skipif(REFERENCE is None, reason=NO_REFERENCE)

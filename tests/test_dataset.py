@@ -123,7 +123,7 @@ def test_rotation_frame_equals_the_cli_flags():
     frame = render_frame(build_base(spec), spec, 3)
     assert frame.labels["phi_deg"] == pytest.approx(11.5) and frame.labels["osc_deg"] == pytest.approx(0.5)
     flags = (BASE + " -phi 11.5 -osc 0.5 -phisteps 3").split()
-    expected = arraybragg.render(arraybragg.build_simulation(arraybragg.parse_args(flags)), threads=1).image
+    expected = arraybragg.render_simulation(arraybragg.build_simulation(arraybragg.parse_args(flags)), threads=1).image
     np.testing.assert_array_equal(frame.image, expected)
 
 
@@ -147,7 +147,7 @@ def test_jittered_frame_equals_the_cli_flags():
                                    atol=1e-30, err_msg=name)
     np.testing.assert_allclose(sim.beam.wavelengths, expected.beam.wavelengths, rtol=1e-15)
     assert sim.beam.fluence == pytest.approx(expected.beam.fluence, rel=1e-15)
-    np.testing.assert_allclose(arraybragg.render(sim, threads=1).image, arraybragg.render(expected, threads=1).image,
+    np.testing.assert_allclose(arraybragg.render_simulation(sim, threads=1).image, arraybragg.render_simulation(expected, threads=1).image,
                                rtol=1e-5, atol=1e-6)
 
 

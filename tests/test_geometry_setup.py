@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from arraybragg import build_simulation, parse_args, render
+from arraybragg import build_simulation, parse_args
+from arraybragg.render.renderer import render
 from arraybragg.errors import InputError
 from arraybragg.models.vectors import rotate_xyz
 

@@ -13,7 +13,7 @@ BASE = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -N 5 -lambda 1.2
 
 
 def flags_image(flags: str) -> np.ndarray:
-    return ab.render(ab.build_simulation(ab.parse_args(flags.split()))).image
+    return ab.render_simulation(ab.build_simulation(ab.parse_args(flags.split()))).image
 
 
 def user_image(experiment, **kwargs) -> np.ndarray:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shlex
+import subprocess
 import sys
 
 import numpy as np
@@ -142,3 +144,26 @@ def test_benchmark_script_compares_whole_processes(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["identical_files"] == {"int.img": True, "noise.img": True, "image.pgm": True}
     assert len(report["times_s"]["c"]) == 1 and report["median_s"]["arraybragg"] > 0
+    assert report["median_round_ratio"] == pytest.approx(report["ratio"]) and len(report["load_average_1min"]) == 2
+
+
+def test_noisify_imports_only_what_it_needs():
+    """``import arraybragg`` is lazy: noisify does not load the simulator's modules, which still resolve."""
+    code = ("import sys, arraybragg.tools.noisify, arraybragg\n"
+            "heavy = [m for m in ('arraybragg.io.flags', 'arraybragg.models.nanobragg', 'arraybragg.render.renderer')"
+            " if m in sys.modules]\n"
+            "print(heavy, arraybragg.render_simulation.__module__, arraybragg.parse_args.__module__,"
+            " sorted(n for n in arraybragg.__all__ if not hasattr(arraybragg, n)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "arraybragg.render.renderer", "arraybragg.io.flags", "[]"]
+
+
+def test_program_asks_numpy_for_small_pages():
+    """Run as a program, arraybragg-noisify turns NumPy's huge-page advice off, unless the user set it."""
+    code = "import os, arraybragg.tools.noisify; print(os.environ['NUMPY_MADVISE_HUGEPAGE'])"
+    for preset, expected in ((None, "0"), ("1", "1")):
+        env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+        if preset is not None:
+            env["NUMPY_MADVISE_HUGEPAGE"] = preset
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+        assert out.stdout.split() == [expected]

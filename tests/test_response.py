@@ -195,12 +195,21 @@ def test_beamstop_shadow():
 @pytest.mark.parametrize("engine", ["c", "numba"])
 @pytest.mark.parametrize("flicker, calibration, seeds", [(0.0, 0.03, (-5, 123456789)), (0.02, 0.05, (-9, -77)),
                                                          (0.0, 0.1, (3, -4))])
-def test_compiled_loop_equals_python_loop(flicker, calibration, seeds, engine):
+@pytest.mark.parametrize("chunk", [None, 30], ids=["whole", "by-rows"])
+def test_compiled_loop_equals_python_loop(flicker, calibration, seeds, engine, chunk, monkeypatch):
     if engine not in _compiled.engines():
         pytest.skip(f"the {engine} engine is not installed")
     means = np.concatenate([np.zeros(50), np.linspace(0.0, 30.0, 300), [1e3, 5e4, 2e6, 3e6, 7.5]])
     photons = np.random.default_rng(1).permutation(means).astype(np.float32)
-    counts, ints, floats, total = _compiled.noise_loop(photons, flicker, calibration, *seeds, engine=engine)
+    finished = []
+    if chunk:  # rows of 5 pixels, drawn 6 rows at a time by the C engine, which reports each chunk
+        monkeypatch.setattr(_compiled, "_CHUNK_PIXELS", chunk)
+        counts, ints, floats, total = _compiled.noise_loop(photons.reshape(71, 5), flicker, calibration, *seeds,
+                                                           engine=engine, progress=finished.append)
+        assert counts.shape == (71, 5) and finished == (list(range(6, 71, 6)) + [71] if engine == "c" else [71])
+        counts = counts.ravel()
+    else:
+        counts, ints, floats, total = _compiled.noise_loop(photons, flicker, calibration, *seeds, engine=engine)
     source = streams.SharedRan1(*seeds)
     expected = []
     for mean in photons.tolist():
@@ -213,6 +222,38 @@ def test_compiled_loop_equals_python_loop(flicker, calibration, seeds, engine):
     assert ints[3:].tolist() == source.table
 
 
+@pytest.mark.parametrize("psf", [PSF("gauss", 1.5), PSF("gauss", 2.0, radius=3), PSF("fiber", 0.8)],
+                         ids=["gauss-auto", "gauss-r3", "fiber-auto (waits for all rows)"])
+def test_psf_of_rows_as_they_come_equals_whole_image(psf, monkeypatch):
+    """apply_psf(ready=...) reads a row only once ready() has returned for it: rows not yet
+    handed over are NaN, which would show in the result."""
+    monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", 40)
+    image = _image((30, 13))
+    image[4, 6] = 3e5  # a bright pixel: a wider radius than the others
+    filling = np.full(image.shape, np.nan, dtype=np.float32)
+    handed = []
+
+    def ready(rows):
+        filling[:rows] = image[:rows]
+        handed.append(rows)
+
+    assert np.array_equal(apply_psf(filling, psf, ready=ready), apply_psf(image, psf))
+    assert handed == sorted(handed) and handed[-1] == 30 and (len(handed) > 1) == (psf.kind == "gauss")
+    with pytest.raises(TypeError, match="float32"):  # a converted copy would not see the rows coming
+        apply_psf(filling.astype(np.float64), psf, ready=ready)
+
+
+def test_noise_loop_error_reaches_the_caller(monkeypatch):
+    """The noise loop runs in a second thread beside the PSF: its error is raised here, without a hang."""
+    def broken(*args, **kwargs):
+        raise MemoryError("no room for the counts")
+
+    monkeypatch.setattr(streams, "noise_counts", broken)
+    response = DetectorResponse(scale=1.0, seed=-3, psf=PSF("gauss", 1.5))
+    with pytest.raises(MemoryError, match="no room"):
+        apply_response(_image((20, 20)), response)
+
+
 def test_adu_casts_as_gcc_on_x86_64():
     from arraybragg.response.model import to_adu
     adu = np.array([-1.5, math.nan, 70000.0, 3e9, 12.9, 0.0])
@@ -221,3 +262,15 @@ def test_adu_casts_as_gcc_on_x86_64():
     assert image16.tolist() == [65535, 0, 65535, 65535, 12, 0] and over16 == 2
     assert image32.tolist() == [4294967295, 0, 70000, 2147483647, 12, 0] and over32 == 1
     assert to_adu(adu, 32, noiseless=True)[0].tolist() == [4294967295, 0, 65535, 65535, 12, 0]
+
+
+def test_noiseless_images_error_reaches_the_caller(monkeypatch):
+    """The noiseless images are made in the noise loop's thread: an error there is raised here too."""
+    from arraybragg.response import model
+
+    def broken(result, response):
+        raise OverflowError("cannot convert")
+
+    monkeypatch.setattr(model, "_noiseless_images", broken)
+    with pytest.raises(OverflowError, match="cannot convert"):
+        apply_response(_image((20, 20)), DetectorResponse(scale=1.0, seed=-3, psf=PSF("gauss", 1.5)))

@@ -130,8 +130,7 @@ def _poisson(mean, ints, floats):
     return count
 
 
-def _noise_loop(photons, flicker, calibration, ints, floats, counts):
-    total = 0.0
+def _noise_loop(photons, flicker, calibration, ints, floats, counts, total=0.0):
     for i in range(photons.size):
         mean = np.float64(photons[i])
         if flicker > 0.0:
@@ -164,15 +163,23 @@ def _numba_loop():
     return names["_noise_loop"]
 
 
-def _c_loop(flat, flicker, calibration, ints, floats, counts):
-    return _noiseloop.noise_loop(flat, counts, flicker, calibration, ints, floats)
+def _c_loop(flat, flicker, calibration, ints, floats, counts, total=0.0):
+    return _noiseloop.noise_loop(flat, counts, flicker, calibration, ints, floats, total)
+
+
+# With ``progress``, the C engine runs the loop by chunks of whole rows of about this many pixels
+# and reports each (it releases the GIL meanwhile: another thread can use the finished rows).
+_CHUNK_PIXELS = 1 << 17
 
 
 def noise_loop(photons: np.ndarray, flicker: float, calibration: float, shot_seed: int, calib_seed: int,
-               engine: str | None = None):
+               engine: str | None = None, counts: np.ndarray | None = None, progress=None):
     """Counts (float32), final state (ints, floats as above) and the double sum of the counts.
 
     ``engine`` "c" or "numba" (one of :func:`engines`); None: the first installed.
+    ``counts``: a C-contiguous float32 array of photons' shape to fill (default: a new one).
+    ``progress(rows)`` is called when the first ``rows`` rows (of the last axis) are final:
+    chunk by chunk with the C engine, once at the end with numba.
     """
     engine = engine or engines()[0]
     loop = _c_loop if engine == "c" else _numba_loop()
@@ -180,6 +187,14 @@ def noise_loop(photons: np.ndarray, flicker: float, calibration: float, shot_see
     ints = np.zeros(35, dtype=np.int64)
     ints[0], ints[1] = shot_seed, calib_seed
     floats = np.array([0.0, 0.0, -1.0, 0.0, 0.0, 0.0])
-    counts = np.empty_like(flat)
-    total = loop(flat, float(flicker), float(calibration), ints, floats, counts)
-    return counts.reshape(np.shape(photons)), ints, floats, float(total)
+    counts = np.empty(np.shape(photons), dtype=np.float32) if counts is None else counts
+    out = counts.reshape(-1)  # a view: counts is C-contiguous
+    width = np.shape(photons)[-1] if np.ndim(photons) else 1
+    step = flat.size if progress is None or engine != "c" else width * max(1, _CHUNK_PIXELS // max(1, width))
+    total = 0.0
+    for start in range(0, flat.size, max(1, step)):
+        stop = start + step
+        total = loop(flat[start:stop], float(flicker), float(calibration), ints, floats, out[start:stop], total)
+        if progress is not None:
+            progress(min(flat.size, stop) // max(1, width))
+    return counts, ints, floats, float(total)

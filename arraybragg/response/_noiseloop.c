@@ -130,9 +130,8 @@ static double poisson(double mean, int64_t *ints, double *floats)
 }
 
 static double run(const float *photons, float *counts, Py_ssize_t size, double flicker,
-                  double calibration, int64_t *ints, double *floats)
+                  double calibration, int64_t *ints, double *floats, double total)
 {
-    double total = 0.0;
     for (Py_ssize_t i = 0; i < size; i++) {
         double mean = (double)photons[i];
         if (flicker > 0.0)
@@ -150,7 +149,8 @@ static PyObject *noise_loop(PyObject *self, PyObject *args)
     Py_buffer photons, counts, ints, floats;
     double flicker, calibration, total = 0.0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*w*ddw*w*", &photons, &counts, &flicker, &calibration, &ints, &floats))
+    if (!PyArg_ParseTuple(args, "y*w*ddw*w*|d", &photons, &counts, &flicker, &calibration, &ints, &floats,
+                          &total))
         return NULL;
     Py_ssize_t size = photons.len / (Py_ssize_t)sizeof(float);
     int ok = counts.len == photons.len && ints.len == 35 * (Py_ssize_t)sizeof(int64_t)
@@ -158,7 +158,7 @@ static PyObject *noise_loop(PyObject *self, PyObject *args)
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
         total = run((const float *)photons.buf, (float *)counts.buf, size, flicker, calibration,
-                    (int64_t *)ints.buf, (double *)floats.buf);
+                    (int64_t *)ints.buf, (double *)floats.buf, total);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&photons);
@@ -174,8 +174,8 @@ static PyObject *noise_loop(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"noise_loop", noise_loop, METH_VARARGS,
-     "noise_loop(photons f4, counts f4 (out), flicker, calibration, ints i8[35], floats f8[6]) -> "
-     "double sum of the counts"},
+     "noise_loop(photons f4, counts f4 (out), flicker, calibration, ints i8[35], floats f8[6][, total]) -> "
+     "total (default 0.0) plus the counts, added one at a time in order; resumes from the state in ints, floats"},
     {NULL, NULL, 0, NULL},
 };
 

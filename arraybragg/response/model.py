@@ -14,10 +14,13 @@ are reproduced pixel for pixel:
 
 Then, beyond noisify and only when asked for (:mod:`.defects`): hot and dead
 pixels and a beamstop shadow on both images.  Random streams are exact and
-run on the host; the PSF runs on the namespace of the input image.
+run on the host; the PSF runs on the namespace of the input image.  On NumPy,
+the noise loop (step 3) and a direct PSF (step 4) run side by side, the PSF one
+block of rows behind the loop (:func:`_blurred_counts`): the same numbers.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -94,13 +97,29 @@ def _host(array) -> np.ndarray:
     return np.asarray(array)
 
 
+# Whole-image float64 temporaries are computed by chunks of rows of about this many pixels: glibc
+# serves blocks over 32 MiB (a 6-megapixel image in double) with fresh pages at every call, which
+# cost as much as the arithmetic or more.
+_CHUNK_PIXELS = 1 << 20
+
+
+def _row_chunks(shape: tuple) -> list:
+    """Slices of the first axis covering an array of ``shape`` (at least 1D) by chunks."""
+    step = max(1, _CHUNK_PIXELS // max(1, int(np.prod(shape[1:]))))
+    return [slice(start, start + step) for start in range(0, shape[0], step)]
+
+
 def photon_image(float_image, response: DetectorResponse) -> np.ndarray:
     """Step 1: photons/pixel as float32, computed in double as noisify does."""
     if response.fluence is None:
         factor = response.scale
     else:
         factor = (response.fluence * R_E_SQR) * response.scale
-    return (factor * np.asarray(float_image, dtype=np.float64)).astype(np.float32)
+    image = np.asarray(float_image)
+    out = np.empty(image.shape, dtype=np.float32)
+    for rows in _row_chunks(image.shape) if image.ndim else [()]:
+        out[rows] = factor * image[rows].astype(np.float64)
+    return out
 
 
 def _unsigned(values: np.ndarray, bits: int) -> np.ndarray:
@@ -157,13 +176,11 @@ def apply_response(float_image, response: DetectorResponse) -> ResponseResult:
         photons = response.defects.shadow(photons)
     result = ResponseResult(photons=photons, int_image=None,
                             max_input=float(positive.max()) if positive.size else 0.0)
-    if not response.noise:
-        result.photons = _blur(result.photons, response.psf, float_image)
-    adu = result.photons.astype(np.float64) * response.gain + response.adc_offset
-    result.int_image, _ = to_adu(adu, response.bits, noiseless=True)
-    result.int16_image = result.int_image if response.bits == 16 else to_adu(adu, 16, noiseless=True)[0]
     if response.noise:
         _noise_stage(result, response, float_image)
+    else:
+        result.photons = _blur(result.photons, response.psf, float_image)
+        _noiseless_images(result, response)
     if response.defects is not None:
         result.int_image = response.defects.mark(result.int_image, response.bits)
         result.int16_image = response.defects.mark(result.int16_image, 16)
@@ -172,26 +189,120 @@ def apply_response(float_image, response: DetectorResponse) -> ResponseResult:
     return result
 
 
+def _noiseless_images(result: ResponseResult, response: DetectorResponse) -> None:
+    """Step 2: the noiseless integer images of result.photons."""
+    result.int_image, _ = _integers(result.photons, response, response.bits, noiseless=True)
+    result.int16_image = (result.int_image if response.bits == 16
+                          else _integers(result.photons, response, 16, noiseless=True)[0])
+
+
 def _noise_stage(result: ResponseResult, response: DetectorResponse, like) -> None:
-    """Steps 3-5: Poisson counts with flicker and calibration, PSF, gain, offset, readout noise."""
+    """Steps 2-5: the noiseless images; Poisson counts with flicker and calibration, PSF, gain,
+    offset, readout noise."""
     photons, calibration = result.photons, response.calibration
     if response.fixed_calibration and calibration > 0.0:
         photons, calibration = streams.calibrated(photons, calibration, response.calib_seed), 0.0
-    counts, stream, result.photons_before_psf = streams.noise_counts(
-        photons, response.flicker, calibration, response.seed, response.calib_seed)
-    if response.psf is None:
-        result.noise_photons = result.photons_before_psf
-    else:
-        counts = _blur(counts, response.psf, like)
+    draw = (photons, response.flicker, calibration, response.seed, response.calib_seed)
+    if _overlapped(response.psf, like):
+        counts, stream, result.photons_before_psf = _blurred_counts(
+            draw, response.psf, lambda: _noiseless_images(result, response))
         result.noise_photons = _sequential_sum(counts)
-    adu = counts.astype(np.float64) * response.gain + response.adc_offset
+    else:
+        _noiseless_images(result, response)
+        counts, stream, result.photons_before_psf = streams.noise_counts(*draw)
+        if response.psf is None:
+            result.noise_photons = result.photons_before_psf
+        else:
+            counts = _blur(counts, response.psf, like)
+            result.noise_photons = _sequential_sum(counts)
+    deviates = None
     if response.readout_noise > 0.0:
-        deviates = streams.gauss_array(stream, adu.size).reshape(adu.shape)
-        adu += response.readout_noise * deviates.astype(np.float64)
-    result.noise_image, result.overloads = to_adu(adu, response.bits)
+        deviates = streams.gauss_array(stream, counts.size).reshape(counts.shape)
+    result.noise_image, result.overloads = _integers(counts, response, response.bits, deviates=deviates)
+
+
+def _overlapped(psf: Optional[PSF], like) -> bool:
+    """Whether the PSF can take the noise loop's rows as they come (:func:`_blurred_counts`)."""
+    return (psf is not None and psf.fwhm_pixels > 0.0 and psf.method == "direct"
+            and is_numpy_namespace(array_namespace(like)))
+
+
+class _FinishedRows:
+    """Rows of an image that another thread fills in order: ``wait(rows)`` returns once the first
+    ``rows`` are final, or raises the error that stopped that thread."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._rows, self._error = 0, None
+
+    def advance(self, rows: int) -> None:
+        with self._condition:
+            self._rows = max(self._rows, rows)
+            self._condition.notify_all()
+
+    def abandon(self, error: BaseException) -> None:
+        with self._condition:
+            self._error = error
+            self._condition.notify_all()
+
+    def wait(self, rows: int) -> None:
+        with self._condition:
+            self._condition.wait_for(lambda: self._rows >= rows or self._error is not None)
+            if self._error is not None:
+                raise self._error
+
+
+def _blurred_counts(draw: tuple, psf: PSF, then) -> tuple[np.ndarray, streams.rng.Ran1Stream, float]:
+    """The noise loop in a second thread (the compiled loop releases the GIL), then ``then()``
+    there too, and the direct PSF in this one, which spreads each block of rows as soon as the
+    loop has drawn the rows it needs.
+
+    The same numbers as one after the other: the loop fills ``counts`` in raster order and
+    the PSF only reads finished rows.  Returns (blurred counts, shot stream, counts' sum).
+    """
+    counts = np.empty(np.shape(draw[0]), dtype=np.float32)
+    rows, outcome = _FinishedRows(), {}
+
+    def loop():
+        try:
+            outcome["noise"] = streams.noise_counts(*draw, counts=counts, progress=rows.advance)
+            then()
+        except BaseException as error:  # handed to the PSF's thread, which raises it
+            outcome["error"] = error
+            rows.abandon(error)
+
+    worker = threading.Thread(target=loop, name="arraybragg-noise-loop", daemon=True)
+    worker.start()
+    try:
+        blurred = apply_psf(counts, psf, ready=rows.wait)
+    finally:
+        worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    _, stream, total = outcome["noise"]
+    return blurred, stream, total
+
+
+def _integers(counts: np.ndarray, response: DetectorResponse, bits: int, noiseless: bool = False,
+              deviates: Optional[np.ndarray] = None) -> tuple[np.ndarray, int]:
+    """:func:`to_adu` of counts * gain + adc_offset (+ readout_noise * deviates) in double, by rows."""
+    image = np.empty(counts.shape, dtype=np.uint16 if bits == 16 else np.uint32)
+    overloads = 0
+    for rows in _row_chunks(counts.shape):
+        adu = counts[rows].astype(np.float64) * response.gain + response.adc_offset
+        if deviates is not None:
+            adu += response.readout_noise * deviates[rows].astype(np.float64)
+        image[rows], clipped = to_adu(adu, bits, noiseless)
+        overloads += clipped
+    return image, overloads
 
 
 def _sequential_sum(values: np.ndarray) -> float:
-    """Double sum added one value at a time in raster order, as the C loop."""
-    flat = values.astype(np.float64).ravel()
-    return float(np.cumsum(flat)[-1]) if flat.size else 0.0
+    """Double sum added one value at a time in raster order, as the C loop (by chunks of rows)."""
+    total = 0.0
+    for rows in _row_chunks(values.shape):
+        part = values[rows].astype(np.float64).ravel()
+        if part.size:
+            part[0] += total
+            total = float(np.cumsum(part)[-1])
+    return total

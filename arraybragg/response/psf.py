@@ -38,6 +38,9 @@ FIBER_G_PER_FWHM = 0.652383013252053
 _PHOTON_LOSS_FACTOR = 10.0  # a radius leaves out about sqrt(I) / this many photons
 _INT_MIN = -2147483648.0
 _LOG16 = math.log(16)
+_UNREACHED = 2147483647  # reach of no pixel: beyond every squared distance (int32's largest)
+_FLOAT32_MAX = 3.4028234663852886e38  # the brightest finite pixel: its radius bounds every pixel's
+_STREAMED_RADIUS = 32  # the largest such bound for which apply_psf(ready=...) starts before all rows are in
 
 
 @dataclass(frozen=True)
@@ -149,38 +152,62 @@ def _lost_photons(xp, image, radii, psf: PSF):
     return xp.where(values > 0.0, lost, 0.0)
 
 
-def _running_total(xp, values) -> float:
-    """Sum of a flat float64 array added one value at a time (sequential on NumPy)."""
+def _running_total(xp, values, start: float = 0.0) -> float:
+    """``start`` plus a flat float64 array added one value at a time (sequential on NumPy)."""
     if values.shape[0] == 0:
-        return 0.0
-    return float(xp.cumulative_sum(values)[-1])
+        return start
+    first = xp.asarray([start], dtype=xp.float64, device=getattr(values, "device", None))
+    return float(xp.cumulative_sum(xp.concat([first, values]))[-1])
 
 
-def apply_psf(image, psf: PSF):
-    """Blurred copy (float32, same shape and namespace) of a 2D photon image, as noisify's apply_psf."""
+def apply_psf(image, psf: PSF, ready=None):
+    """Blurred copy (float32, same shape and namespace) of a 2D photon image, as noisify's apply_psf.
+
+    ``ready(rows)``, for an image that another thread is still filling row by row
+    (a float32 image, used in place): returns once its first ``rows`` rows are
+    final.  The direct sum then spreads each block of rows as soon as its
+    sources are there (with the kernel of the largest radius any float32 pixel
+    could have, offsets beyond the sources' reach being skipped anyway), unless
+    that radius is over _STREAMED_RADIUS (fibre PSFs): then it waits for all rows.
+    """
     xp = array_namespace(image)
-    image = xp.astype(image, xp.float32)
+    if ready is not None and image.dtype != xp.float32:
+        raise TypeError("apply_psf(ready=...): the image must be float32 (it is read in place)")
+    image = xp.astype(image, xp.float32, copy=False)
     height, width = image.shape
     maxwidth = max(width, height)
     if height * width == 0:
         return image
-    max_value = float(xp.max(xp.where(image > 0.0, image, 0.0)))
-    if psf.radius <= 0 and max_value <= 0.0:
+    radius = kernel_radius(psf, _FLOAT32_MAX, maxwidth)
+    streamed = ready is not None and psf.method == "direct" and (psf.radius > 0 or 0 < radius <= _STREAMED_RADIUS)
+    if ready is not None and not streamed:
+        ready(height)
+    if not streamed:
+        radius = _cached_radius(psf, float(xp.max(xp.where(image > 0.0, image, 0.0))), maxwidth)
+    if radius == 0:
         return xp.zeros_like(image)  # noisify: "no photons, PSF skipped" (an empty image)
-    radius = kernel_radius(psf, max_value, maxwidth)
     kernel = psf_kernel(psf, radius)
     if psf.method == "fft":
         return _fft_blur(xp, image, kernel, radius)
-    # only pixels > 0 are sources: their radii and lost photons (in raster order; the others
-    # lose none, and adding 0.0 to the running total changes nothing)
-    positive = image > 0.0
-    sources = image[positive]
-    radii_of = _source_radii(xp, sources, psf, maxwidth)
-    radii = xp.zeros(image.shape, dtype=xp.float64, device=getattr(image, "device", None))
-    radii[positive] = radii_of  # 0 elsewhere: not read for non-sources
-    out = _direct_sum(xp, image, radii, kernel)
-    share = _running_total(xp, _lost_photons(xp, sources, radii_of, psf)) / (height * width)
-    return xp.astype(xp.astype(out, xp.float64) + share, xp.float32)
+    out, share, most, brightest = _direct_sum(xp, image, psf, kernel, ready if streamed else None)
+    if streamed:
+        radius = _cached_radius(psf, brightest, maxwidth)
+        if radius == 0:
+            return xp.zeros_like(image)
+        if most > radius * radius:  # a source reaches beyond the kernel noisify caches (rounding): as noisify
+            return apply_psf(image, psf)
+    for top in range(0, height, _block_rows(width)):  # the lost photons, spread evenly (in double)
+        rows = slice(top, min(top + _block_rows(width), height))
+        out[rows, :] = xp.astype(xp.astype(out[rows, :], xp.float64) + share, xp.float32)
+    return out
+
+
+def _cached_radius(psf: PSF, max_value: float, maxwidth: int) -> int:
+    """Radius of the kernel noisify caches for an image whose brightest pixel (0 if none > 0) is
+    ``max_value``; 0 when it skips the PSF (no photons)."""
+    if psf.radius <= 0 and max_value <= 0.0:
+        return 0
+    return kernel_radius(psf, max_value, maxwidth)
 
 
 def _offset_order(kernel: dict, width: int) -> list:
@@ -199,45 +226,85 @@ def _offset_order(kernel: dict, width: int) -> list:
 _BLOCK_PIXELS = 1 << 17
 
 
-def _direct_sum(xp, image, radii, kernel: dict):
+def _block_rows(width: int) -> int:
+    return max(1, _BLOCK_PIXELS // width)
+
+
+def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None):
     """noisify's spreading loop, vectorised per block of output rows and kernel offset (float32).
 
+    Returns (the sums, the lost photons' share of each pixel, the largest squared reach, the
+    brightest pixel or 0).
     An offset whose distance no source near a block reaches adds only zeros there
     (out + 0.0 == out, as out >= 0): it is skipped for that block, which leaves the
     order of every pixel's other terms unchanged.  Offsets every source near the
     block reaches take the values as they are; the others take the values of the
-    sources that reach them (0 elsewhere), made once per block and ring.
+    sources that reach them (0 elsewhere), made once per block and ring.  Sources
+    are prepared by blocks of rows too, as they become ready.  No temporary is larger
+    than a block's rows: the image's float64 copies would cost fresh memory pages.
     """
     height, width = image.shape
-    values = xp.astype(image, xp.float64)
-    # squared spreading radius (a square: radii are whole); -1: not a source (<= 0, NaN, no valid radius)
-    reach = xp.where((values > 0.0) & (radii >= 0.0), radii * radii, -1.0)
-    row_most = xp.max(reach, axis=1)
-    row_least = xp.min(xp.where(values == 0.0, math.inf, reach), axis=1)  # a zero adds zeros anyway
-    out = xp.zeros((height, width), dtype=xp.float32, device=getattr(image, "device", None))
-    offsets = [(dy, dx, value, dx * dx + dy * dy) for (dy, dx), value in _offset_order(kernel, width)]
-    if not offsets:
-        return out
-    low = min(dy for dy, _, _, _ in offsets)
-    high = max(dy for dy, _, _, _ in offsets) + 1  # + 1: the wrap to the next row
-    rows = max(1, _BLOCK_PIXELS // width)
+    device = getattr(image, "device", None)
+    squares = xp.int32 if max(height, width) ** 2 < _UNREACHED else xp.int64
+    # per pixel: the squared spreading radius (radii are whole); -1: not a source (<= 0, NaN, no valid radius)
+    state = {"reach": xp.full(image.shape, -1, dtype=squares, device=device), "lost": 0.0, "rows": 0,
+             "brightest": 0.0,
+             "most": xp.full((height,), -1, dtype=squares, device=device),
+             "least": xp.full((height,), _UNREACHED, dtype=squares, device=device)}
+    out = xp.zeros((height, width), dtype=xp.float32, device=device)
+    offsets = [(dy, dx, xp.asarray(value, dtype=xp.float64, device=device), dx * dx + dy * dy)
+               for (dy, dx), value in _offset_order(kernel, width)]  # float32 * float64 value: double
+    low = min((dy for dy, _, _, _ in offsets), default=0)
+    high = max((dy for dy, _, _, _ in offsets), default=0) + 1  # + 1: the wrap to the next row
+    rows = _block_rows(width)
     for top in range(0, height, rows):
         block = (top, min(top + rows, height))
         near = (max(0, top - high), max(0, min(height, block[1] - low)))  # the block's source rows
-        if near[0] >= near[1]:
+        while state["rows"] < max(near[1], block[1]):
+            _prepare_rows(xp, image, psf, state, min(height, state["rows"] + rows), ready)
+        if near[0] < near[1]:
+            bounds = (int(xp.max(state["most"][near[0]:near[1]])), int(xp.min(state["least"][near[0]:near[1]])))
+            _sum_block(xp, (image, state["reach"], out), offsets, block, near, bounds)
+    return out, state["lost"] / (height * width), int(xp.max(state["most"])), state["brightest"]
+
+
+def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:
+    """Radii, reach and lost photons of the sources of rows state["rows"]:stop (waiting for them).
+
+    Only pixels > 0 are sources; their lost photons are added in raster order (the
+    others lose none, and adding 0.0 to the running total changes nothing).
+    """
+    if ready is not None:
+        ready(stop)
+    rows = slice(state["rows"], stop)
+    chunk = image[rows, :]
+    positive = chunk > 0.0
+    sources = chunk[positive]
+    if sources.shape[0]:
+        state["brightest"] = max(state["brightest"], float(xp.max(sources)))
+    radii = _source_radii(xp, sources, psf, max(image.shape))
+    state["lost"] = _running_total(xp, _lost_photons(xp, sources, radii, psf), state["lost"])
+    reach = xp.full(chunk.shape, -1, dtype=state["reach"].dtype, device=getattr(image, "device", None))
+    reach[positive] = xp.astype(xp.where(radii >= 0.0, radii * radii, -1.0), reach.dtype)
+    state["reach"][rows, :] = reach
+    state["most"][rows] = xp.max(reach, axis=1)
+    state["least"][rows] = xp.min(xp.where(chunk == 0.0, _UNREACHED, reach), axis=1)  # a zero adds zeros
+    state["rows"] = stop
+
+
+def _sum_block(xp, arrays, offsets, block, near, bounds):
+    """Every offset onto one block of output rows; ``bounds``: the most and least reach of its sources."""
+    image, reach, out = arrays
+    most, least = bounds
+    rings = {}
+    for dy, dx, value, distance in offsets:
+        if distance > most:
             continue
-        most = float(xp.max(row_most[near[0]:near[1]]))
-        least = float(xp.min(row_least[near[0]:near[1]]))
-        rings = {}
-        for dy, dx, value, distance in offsets:
-            if distance > most:
-                continue
-            if distance <= least:
-                sources = (values, 0, (0, width))
-            else:
-                sources = _ring(xp, values, reach, near, distance, rings)
-            _spread(xp, out, sources, block, (dy, dx, value))
-    return out
+        if distance <= least:
+            sources = (image, 0, (0, image.shape[1]))
+        else:
+            sources = _ring(xp, image, reach, near, distance, rings)
+        _spread(xp, out, sources, block, (dy, dx, value))
 
 
 def _ring(xp, values, reach, near, distance, rings):
@@ -247,7 +314,7 @@ def _ring(xp, values, reach, near, distance, rings):
     ring = math.isqrt(distance - 1) + 1 if distance > 0 else 0
     if ring not in rings:
         rows = slice(near[0], near[1])
-        reaching = reach[rows, :] >= float(ring * ring)
+        reaching = reach[rows, :] >= ring * ring
         columns = xp.nonzero(xp.any(reaching, axis=0))[0]
         window = (int(columns[0]), int(columns[-1]) + 1) if columns.shape[0] else (0, 0)
         rings[ring] = (xp.where(reaching, values[rows, :], 0.0), near[0], window)
@@ -284,11 +351,30 @@ def _spread(xp, out, sources, block, offset):
                        (slice(first - dy - 1, stop - dy - 1), slice(width - dx, width - dx + 1)), value)
 
 
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: FFT lengths with only small factors are several times faster
+    (a prime length such as 2473 takes ~8x as long as 2500)."""
+    best, power5 = 2 * n, 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            length = power35
+            while length < n:
+                length *= 2
+            best = min(best, length)
+            power35 *= 3
+        power5 *= 5
+    return best
+
+
 def _fft_blur(xp, image, kernel: dict, radius: int):
-    """Convolution with the whole kernel by FFT; photons outside the kernel added back evenly."""
+    """Convolution with the whole kernel by FFT; photons outside the kernel added back evenly.
+
+    Padding by ``radius`` keeps the circular convolution from wrapping into the image;
+    each axis is padded further to a fast FFT length."""
     height, width = image.shape
     device = getattr(image, "device", None)
-    size = (height + 2 * radius, width + 2 * radius)
+    size = (_fast_length(height + radius), _fast_length(width + radius))
     values = xp.where(image > 0.0, xp.astype(image, xp.float64), 0.0)  # as the direct sum: sources > 0
     padded = xp.zeros(size, dtype=xp.float64, device=device)
     padded[:height, :width] = values

@@ -123,25 +123,37 @@ class SharedRan1:
         return stream
 
 
-def noise_counts(photons: np.ndarray, flicker: float, calibration: float,
-                 seed: int, calib_seed: int) -> tuple[np.ndarray, rng.Ran1Stream, float]:
+def noise_counts(photons: np.ndarray, flicker: float, calibration: float, seed: int, calib_seed: int,
+                 counts: np.ndarray | None = None, progress=None) -> tuple[np.ndarray, rng.Ran1Stream, float]:
     """noisify's noise loop: photon counts of every pixel, raster order.
 
     Each pixel's mean (float32 ``photons``) is multiplied in double by
     ``1 + flicker * gauss(seed)`` and ``1 + calibration * gauss(calib_seed)`` (each
     only when its fraction is positive), rounded to float32 and replaced by a
     Poisson deviate on ``seed``.  Returns (counts as float32, the shot stream
-    to continue with, the double running sum of the counts).
+    to continue with, the double running sum of the counts).  ``counts``: a
+    C-contiguous float32 array of photons' shape to fill (default: a new one);
+    ``progress(rows)``: called when the first ``rows`` rows are final (row by row
+    blocks with the compiled C loop, else once at the end).
     """
+    counts = np.empty(np.shape(photons), dtype=np.float32) if counts is None else counts
+    counts, stream, total = _counts(photons, flicker, calibration, seed, calib_seed, counts, progress)
+    if progress is not None:
+        progress(counts.shape[0] if counts.ndim else 1)
+    return counts, stream, total
+
+
+def _counts(photons, flicker, calibration, seed, calib_seed, counts, progress):
     flat = np.ascontiguousarray(photons, dtype=np.float32).ravel()
     if flicker <= 0.0 and calibration <= 0.0:  # one seed only: the vectorised code
         stream = rng.Ran1Stream(seed)
-        counts = rng.poisson_array(flat, stream)
-        return counts.reshape(np.shape(photons)), stream, _sequential_sum(counts)
+        counts[...] = rng.poisson_array(flat, stream).reshape(counts.shape)
+        return counts, stream, _sequential_sum(counts)
     from . import _compiled  # numba (when installed) is imported only for this loop
     if _compiled.available():
-        counts, ints, floats, total = _compiled.noise_loop(flat, flicker, calibration, seed, calib_seed)
-        return counts.reshape(np.shape(photons)), _continue_shot(ints, floats), total
+        counts, ints, floats, total = _compiled.noise_loop(photons, flicker, calibration, seed, calib_seed,
+                                                           counts=counts, progress=progress)
+        return counts, _continue_shot(ints, floats), total
     source = SharedRan1(seed, calib_seed)
     out = array.array("f", bytes(4 * flat.size))
     gauss, poisson = source.gauss, source.poisson
@@ -154,7 +166,7 @@ def noise_counts(photons: np.ndarray, flicker: float, calibration: float,
             mean *= 1.0 + calibration * gauss(CALIBRATION)
         out[i] = poisson(to_float(mean))
         total += out[i]
-    counts = np.frombuffer(out, dtype=np.float32).reshape(np.shape(photons))
+    counts[...] = np.frombuffer(out, dtype=np.float32).reshape(counts.shape)
     return counts, source.shot_stream(), total
 
 

@@ -9,22 +9,30 @@ naming the flag or file, exit status 2, and no output file is written.
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-import numpy as np
+if "numpy" not in sys.modules:  # this module is the program (python -m, or the console script)
+    # NumPy asks for transparent huge pages for every array over 4 MB.  This one-second process
+    # fills ~200 MB of fresh arrays once, and here the kernel's huge-page faults cost it 0.2-0.4 s
+    # of system time against 0.2 s with small pages (docs/benchmarks.md).  NumPy reads this when it
+    # is imported; a value already set is kept.
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
-from ..backend import keep_freed_host_memory
-from ..errors import InputError, report_failures
-from ..io.files import StagedOutputs
-from ..response import DetectorResponse, apply_response
-from ..response.defects import Defects
-from ..response.files import NoisifyHeader, pgm_bytes, smv_bytes, smv_header_bytes
-from ..response.psf import PSF
-from ..io.smv import header_value, read_smv
+import numpy as np  # noqa: E402  (after the setting above)
+
+from ..backend import keep_freed_host_memory  # noqa: E402
+from ..errors import InputError, report_failures  # noqa: E402
+from ..io.files import StagedOutputs  # noqa: E402
+from ..io.smv import header_value, read_smv  # noqa: E402
+from ..response import DetectorResponse, apply_response  # noqa: E402
+from ..response.defects import Defects  # noqa: E402
+from ..response.files import NoisifyHeader, pgm_bytes, smv_bytes, smv_header_bytes  # noqa: E402
+from ..response.psf import PSF  # noqa: E402
 
 PROG = "arraybragg-noisify"
 
