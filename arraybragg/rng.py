@@ -386,21 +386,51 @@ def poisson_array(means, stream: Ran1Stream) -> np.ndarray:
     Where failures crowd, the exact code takes whole bursts of pixels.
     """
     means = np.asarray(means, dtype=np.float32).ravel()
-    count = means.size
-    deviates = np.zeros(count, dtype=np.float32)
-    if not count:
-        return deviates
+    deviates = np.zeros(means.size, dtype=np.float32)
+    if means.size:
+        candidates, bounds = _scan_candidates(means, stream)
+        extra = _scan_and_run(means, candidates, bounds, stream, deviates)
+        stream._skip(means.size + extra)
+    return deviates
+
+
+def _scan_candidates(means: np.ndarray, stream: Ran1Stream) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels that may fail the one-uniform test, and each one's bound (float32).
+
+    The bound is the highest first uniform that gives a deviate of 0; -inf sends
+    a pixel to the exact code: means of 12 or more (NaN too), and the leading
+    means equal to poidev's cached mean while its cached g is not exp(-mean)
+    (the C's initial cache of mean -1 and g 0, and the like).
+    """
     candidates = np.flatnonzero(~(means <= _SAFE_MEAN))  # NaN included
     leading = _leading_cache_hits(means, stream.poisson_mean)
     stale_cache = leading and np.float32(stream.poisson_g) != _direct_threshold(float(means[0]))
-    if stale_cache:  # the C's initial cache (mean -1, g 0) and the like: exact code
+    if stale_cache:
         candidates = np.concatenate([np.arange(leading), candidates[candidates >= leading]])
-    # highest first uniform that gives deviate 0; -inf sends a pixel to the exact code
     bounds = np.where(means[candidates] < 12.0, _direct_thresholds(means[candidates]), np.float32(-np.inf))
     if stale_cache:
         bounds[:leading] = -np.inf
     maybe_failing = bounds < _UNIFORM_MAX
-    candidates, bounds = candidates[maybe_failing], bounds[maybe_failing]
+    return candidates[maybe_failing], bounds[maybe_failing]
+
+
+def _cache_direct_mean(stream: Ran1Stream, mean: float) -> None:
+    """Leave poidev's cache as a direct-method deviate of ``mean`` does (mean, exp(-mean))."""
+    stream.poisson_mean = mean
+    stream.poisson_g = _direct_threshold(mean)
+
+
+def _scan_and_run(means: np.ndarray, candidates: np.ndarray, bounds: np.ndarray,
+                  stream: Ran1Stream, deviates: np.ndarray) -> int:
+    """The scan of :func:`poisson_array`: writes the deviates of the pixels run exactly.
+
+    Tests the first uniform of each candidate against its bound in windows and
+    runs the exact code from each failure on (the other pixels' deviates stay
+    0), leaving poidev's state on the stream as the last pixel left it.
+    Returns how many uniforms were drawn beyond one per pixel; none is marked
+    as used on the stream.
+    """
+    count = means.size
     margin = count // 64 + _RESERVE
     uniforms = stream._upcoming(count + margin)
     shift = 0  # uniforms drawn beyond one per pixel so far: pixel i's first is i + shift
@@ -422,8 +452,7 @@ def poisson_array(means, stream: Ran1Stream) -> np.ndarray:
         burst = min(2 * burst, _LARGEST_BURST) if first - finished < _DENSE_GAP else 1
         stop = min(first + burst, count)
         if first > finished:  # the pixel before took the one-uniform way: its mean is cached
-            stream.poisson_mean = float(means[first - 1])
-            stream.poisson_g = _direct_threshold(stream.poisson_mean)
+            _cache_direct_mean(stream, float(means[first - 1]))
         values, used = _exact_run(means[first:stop], stream, first + shift, uniforms_per_mean)
         deviates[first:stop] = values
         uniforms_per_mean = 1.25 * used / (stop - first)
@@ -432,10 +461,8 @@ def poisson_array(means, stream: Ran1Stream) -> np.ndarray:
         scanned = scanned + gap + 1 if stop == first + 1 else int(np.searchsorted(candidates, stop))
         window = min(max(_FIRST_WINDOW, 2 * gap), _LARGEST_WINDOW)
     if finished < count:  # the last pixel took the one-uniform way
-        stream.poisson_mean = float(means[-1])
-        stream.poisson_g = _direct_threshold(stream.poisson_mean)
-    stream._skip(count + shift)
-    return deviates
+        _cache_direct_mean(stream, float(means[-1]))
+    return shift
 
 
 def _exact_run(means: np.ndarray, stream: Ran1Stream, start: int,
@@ -466,13 +493,11 @@ def _poisson_run(means: list[float], thresholds: list[float], uniforms: list[flo
     ``thresholds`` holds exp(-mean) as float32 for each mean.  Returns the
     deviates and how many uniforms they used, and leaves poidev's and gaussdev's
     static state on ``stream``; raises IndexError, with the stream untouched,
-    when ``uniforms`` run out.
-
-    ``c_float[0] = x`` stores x as a C float (rounding, overflow to inf) and
-    ``c_float[0]`` reads it back, cheaper than a function call.
+    when ``uniforms`` run out.  The direct method, by far the most common, is
+    inlined; ``c_float[0] = x`` stores x as a C float (rounding, overflow to inf)
+    and ``c_float[0]`` reads it back, cheaper than a function call.
     """
-    c_float = array.array("f", [0.0])
-    exp, log, sqrt, tan, pi = _exp, math.log, math.sqrt, math.tan, math.pi
+    c_float, log, sqrt = array.array("f", [0.0]), math.log, math.sqrt
     log_gamma_memo: dict[float, float] = {}
     deviates: list[float] = []
     append = deviates.append
@@ -495,9 +520,7 @@ def _poisson_run(means: list[float], thresholds: list[float], uniforms: list[flo
             append(count)
         elif mean > 1.0e6:  # normal approximation
             if spare is None:
-                indices = itertools.count(pos)
-                normal, spare = _polar_gauss(map(uniforms.__getitem__, indices).__next__)
-                pos = next(indices)
+                normal, spare, pos = _listed_gauss_pair(uniforms, pos)
             else:
                 normal, spare = spare, None
             append(_f32(mean + sqrt(mean) * normal))
@@ -507,35 +530,55 @@ def _poisson_run(means: list[float], thresholds: list[float], uniforms: list[flo
                 sq = _f32(sqrt(2.0 * mean))
                 log_mean = _f32(log(mean))
                 g = _f32(_f32(mean * log_mean) - _log_gamma(_f32(mean + 1.0)))
-            while True:
-                while True:
-                    c_float[0] = tan(pi * uniforms[pos])
-                    lorentz = c_float[0]
-                    pos += 1
-                    c_float[0] = sq * lorentz
-                    c_float[0] = c_float[0] + mean
-                    trial = c_float[0]
-                    if not trial < 0.0:
-                        break
-                trial -= trial % 1.0  # floor of a non-negative float (NaN stays NaN)
-                log_gamma = log_gamma_memo.get(trial)
-                if log_gamma is None:
-                    log_gamma = log_gamma_memo[trial] = _log_gamma(_f32(trial + 1.0))
-                c_float[0] = trial * log_mean
-                c_float[0] = c_float[0] - log_gamma
-                c_float[0] = c_float[0] - g
-                exponent = c_float[0]
-                c_float[0] = lorentz * lorentz
-                c_float[0] = 0.9 * (1.0 + c_float[0]) * exp(exponent)
-                accept = not uniforms[pos] > c_float[0]
-                pos += 1
-                if accept:
-                    break
-            append(trial)
+            pos = _rejection_deviate(mean, sq, log_mean, g, uniforms, pos, append, c_float, log_gamma_memo)
     stream.poisson_mean, stream.poisson_g = cached_mean, g
     stream.poisson_sq, stream.poisson_log_mean = sq, log_mean
     stream.gauss_spare = spare
     return deviates, pos
+
+
+def _listed_gauss_pair(uniforms: list[float], pos: int) -> tuple[float, float, int]:
+    """:func:`_polar_gauss` on ``uniforms`` from ``pos`` on: (deviate, spare, next pos)."""
+    indices = itertools.count(pos)
+    normal, spare = _polar_gauss(map(uniforms.__getitem__, indices).__next__)
+    return normal, spare, next(indices)
+
+
+def _rejection_deviate(mean: float, sq: float, log_mean: float, g: float, uniforms: list[float], pos: int,
+                       append, c_float: array.array, log_gamma_memo: dict[float, float],
+                       tan=math.tan, pi=math.pi, exp=_exp) -> int:
+    """One deviate of poidev's Lorentzian rejection, drawn from ``uniforms`` at ``pos`` on.
+
+    ``sq``, ``log_mean`` and ``g`` are poidev's cached constants for ``mean``
+    (the C's sq, alxm and g), ``c_float`` and ``log_gamma_memo`` (ln Gamma of
+    trial + 1) those of :func:`_poisson_run`.  Passes the deviate to ``append``
+    and returns the position after the uniforms it used.  The libm functions
+    are bound as defaults, the fastest names to look up.
+    """
+    while True:
+        while True:
+            c_float[0] = tan(pi * uniforms[pos])
+            lorentz = c_float[0]
+            pos += 1
+            c_float[0] = sq * lorentz
+            c_float[0] = c_float[0] + mean
+            trial = c_float[0]
+            if not trial < 0.0:
+                break
+        trial -= trial % 1.0  # floor of a non-negative float (NaN stays NaN)
+        log_gamma = log_gamma_memo.get(trial)
+        if log_gamma is None:
+            log_gamma = log_gamma_memo[trial] = _log_gamma(_f32(trial + 1.0))
+        c_float[0] = trial * log_mean
+        c_float[0] = c_float[0] - log_gamma
+        c_float[0] = c_float[0] - g
+        exponent = c_float[0]
+        c_float[0] = lorentz * lorentz
+        c_float[0] = 0.9 * (1.0 + c_float[0]) * exp(exponent)
+        if not uniforms[pos] > c_float[0]:  # accepted
+            append(trial)
+            return pos + 1
+        pos += 1
 
 
 def mosaic_rotation_umat(mosaicity_rad: float, stream: Ran1Stream) -> np.ndarray:

@@ -555,34 +555,35 @@ def format_summary(first: Side, second: Side, metrics: dict, runtimes: dict,
     return "\n".join(lines)
 
 
-def compare_runs(options: argparse.Namespace, nb_args: list, caller_cwd: Path, environ) -> int:
-    """The whole tool after argument parsing; returns the exit status or raises CompareFailure."""
-    first, second = resolve_sides(options, environ, caller_cwd)
-    for side in (first, second):
-        check_runnable(side)
+def _make_outdir(options: argparse.Namespace, nb_args: list, caller_cwd: Path) -> Path:
+    """--outdir (else the default one), created with its parents."""
     outdir = Path(options.outdir) if options.outdir else default_outdir(nb_args, caller_cwd)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CompareFailure(EXIT_IO, f"cannot create --outdir {outdir}: {exc.strerror or exc}") from None
+    return outdir
 
-    results = {side.label: render_and_save(side, nb_args, caller_cwd, outdir) for side in (first, second)}
-    images = {side.label: load_float_image(results[side.label].float_bytes, options.shape,
-                                           results[side.label].stdout.decode(errors="replace"), nb_args)
-              for side in (first, second)}
-    reference, candidate = images[first.label], images[second.label]
-    resampled = reference.shape != candidate.shape
-    if resampled:
-        if not options.resample:
-            raise CompareFailure(EXIT_SHAPE, f"image shapes differ: {first.title} {reference.shape} vs "
-                                             f"{second.title} {candidate.shape} (slow, fast); "
-                                             "use --resample")
-        candidate = resample_nearest(candidate, reference.shape)
-    roi = tuple(options.roi) if options.roi else None
-    check_roi(roi, reference.shape)
 
-    metrics = compare_images(reference, candidate, roi)
-    passed = options.threshold is None or metrics["correlation"] >= options.threshold
+def _shaped_like(reference: np.ndarray, candidate: np.ndarray, sides: tuple, resample: bool) -> np.ndarray:
+    """The candidate image on the reference's pixel grid: as it is, or resampled with --resample."""
+    if reference.shape == candidate.shape:
+        return candidate
+    if not resample:
+        first, second = sides
+        raise CompareFailure(EXIT_SHAPE, f"image shapes differ: {first.title} {reference.shape} vs "
+                                         f"{second.title} {candidate.shape} (slow, fast); "
+                                         "use --resample")
+    return resample_nearest(candidate, reference.shape)
+
+
+def _write_previews(outdir: Path, sides: tuple, reference: np.ndarray, candidate: np.ndarray,
+                    roi: tuple | None, options: argparse.Namespace) -> float:
+    """Both sides' PNG previews on one scale, and with --save-diff diff.bin and diff.png.
+
+    Returns the previews' upper limit (the --png-scale percentile of both images over the ROI).
+    """
+    first, second = sides
     both = np.concatenate([crop(reference, roi).ravel(), crop(candidate, roi).ravel()])
     limit = scale_limit(both, options.png_scale)
     write_png(outdir / f"{first.label}.png", grayscale_preview(reference, limit))
@@ -592,20 +593,25 @@ def compare_runs(options: argparse.Namespace, nb_args: list, caller_cwd: Path, e
         _write(outdir / "diff.bin", difference.astype("<f4").tobytes())
         diff_limit = scale_limit(np.abs(crop(difference, roi)), options.png_scale)
         write_png(outdir / "diff.png", diff_heatmap(difference, diff_limit))
+    return limit
 
-    runtimes = {label: result.seconds for label, result in results.items()}
-    exit_code = EXIT_OK if passed else EXIT_THRESHOLD
+
+def _summary(options: argparse.Namespace, nb_args: list, sides: tuple, results: dict, images: dict,
+             roi: tuple | None, metrics: dict, exit_code: int, limit: float) -> dict:
+    """The record written to summary.json (non-finite numbers as None, i.e. null)."""
+    first, second = sides
+    reference, candidate = images[first.label], images[second.label]
     summary = {
         "args": nb_args,
-        "binaries": {side.label: list(side.command) for side in (first, second)},
+        "binaries": {side.label: list(side.command) for side in sides},
         "commands": {label: list(result.command) for label, result in results.items()},
         "shape": list(reference.shape),
         "shapes": {label: list(image.shape) for label, image in images.items()},
         "roi": list(roi) if roi else None,
         "resample": options.resample,
-        "resampled": resampled,
-        f"runtime_{first.label}_ms": runtimes[first.label] * 1000.0,
-        f"runtime_{second.label}_ms": runtimes[second.label] * 1000.0,
+        "resampled": reference.shape != candidate.shape,
+        f"runtime_{first.label}_ms": results[first.label].seconds * 1000.0,
+        f"runtime_{second.label}_ms": results[second.label].seconds * 1000.0,
         "correlation": metrics["correlation"],
         "mse": metrics["mse"],
         "rmse": metrics["rmse"],
@@ -615,14 +621,38 @@ def compare_runs(options: argparse.Namespace, nb_args: list, caller_cwd: Path, e
         "sum_ratio": metrics["sum_ratio"],
         "pixels": metrics["pixels"],
         "threshold": options.threshold,
-        "passed": passed,
+        "passed": exit_code == EXIT_OK,
         "exit_code": exit_code,
         "png_scale_method": "linear",
         "png_percentile": options.png_scale,
         "png_limit": limit,
     }
-    summary = {key: _json_safe(value) for key, value in summary.items()}
+    return {key: _json_safe(value) for key, value in summary.items()}
+
+
+def compare_runs(options: argparse.Namespace, nb_args: list, caller_cwd: Path, environ) -> int:
+    """The whole tool after argument parsing; returns the exit status or raises CompareFailure."""
+    sides = first, second = resolve_sides(options, environ, caller_cwd)
+    for side in sides:
+        check_runnable(side)
+    outdir = _make_outdir(options, nb_args, caller_cwd)
+
+    results = {side.label: render_and_save(side, nb_args, caller_cwd, outdir) for side in sides}
+    images = {side.label: load_float_image(results[side.label].float_bytes, options.shape,
+                                           results[side.label].stdout.decode(errors="replace"), nb_args)
+              for side in sides}
+    reference = images[first.label]
+    candidate = _shaped_like(reference, images[second.label], sides, options.resample)
+    roi = tuple(options.roi) if options.roi else None
+    check_roi(roi, reference.shape)
+
+    metrics = compare_images(reference, candidate, roi)
+    passed = options.threshold is None or metrics["correlation"] >= options.threshold
+    limit = _write_previews(outdir, sides, reference, candidate, roi, options)
+    exit_code = EXIT_OK if passed else EXIT_THRESHOLD
+    summary = _summary(options, nb_args, sides, results, images, roi, metrics, exit_code, limit)
     _write(outdir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    runtimes = {label: result.seconds for label, result in results.items()}
     print(format_summary(first, second, metrics, runtimes, options.threshold, passed))
     print(f"artifacts: {outdir}")
     return exit_code
