@@ -9,14 +9,11 @@ import warnings
 from typing import Optional, Sequence
 
 from . import __version__
-from . import cli_experiment
 from .io import flags
 from .render import progress
 from .errors import InputError, report_failures
 from .io.files import StagedOutputs
-from .models.experiment import Experiment
 from .outputs.render_files import OutputFiles, write_files
-from .response.from_flags import response_for
 from .render.renderer import Renderer
 from .models.nanobragg import build_simulation
 from .models.validation import check_image
@@ -85,7 +82,8 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
         from .outputs import imagefiles
         imagefiles.check_png_options(settings.png_scale, settings.png_cmap)
     log("arraybragg: nanoBragg nanocrystal diffraction simulator on the array API")
-    if cli_experiment.wants_experiment_route(settings):
+    if settings.geomfilename or settings.exptfilename:  # the multi-panel route, imported only for it
+        from . import cli_experiment
         return cli_experiment.run_experiment(settings, log, err)
     sim = build_simulation(settings, log=log)
     renderer = Renderer(sim, backend=settings.backend, policy=settings.dtype, threads=settings.threads,
@@ -102,14 +100,24 @@ def run(argv: Sequence[str], out=None, err=None) -> int:
     log("solid angle subtended by detector = %g steradian ( %g%% sphere)"
         % (stats.omega_sum / sim.steps, 100 * stats.omega_sum / sim.steps / 4 / math.pi))
     check_image(result.image)
-    files = OutputFiles.from_settings(settings, response_for(settings, sim.detector.pixel_size))
+    files = OutputFiles.from_settings(settings, _response(settings, sim.detector.pixel_size))
     with StagedOutputs() as staged:
         write_files(sim, result, files, log, staged.stage)
         if settings.write_exptfilename:
+            from . import cli_experiment
+            from .models.experiment import Experiment
             cli_experiment.write_expt(settings, Experiment.from_simulation(sim, settings.mosaic_seed), staged.stage, log)
     log("render took %.3f s (%s, %s, %d threads)" % (result.seconds, renderer.backend.name, renderer.policy.name,
                                                       renderer.threads))
     return 0
+
+
+def _response(settings, pixel_size: float):
+    """The detector response noisify's flags ask for, or None (the response package is imported only then)."""
+    if not settings.explicit & flags.RESPONSE_FLAG_FIELDS:
+        return None
+    from .response.from_flags import response_for
+    return response_for(settings, pixel_size)
 
 
 def _interrupt_handlers():

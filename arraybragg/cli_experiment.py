@@ -36,10 +36,6 @@ _SINGLE_PANEL_FLAGS = (("curved_detector", "-curved_det"), ("point_pixel", "-poi
                        ("printout", "-printout"), ("printout_fpixel", "-printout_pixel"))
 
 
-def wants_experiment_route(settings) -> bool:
-    return bool(settings.geomfilename or settings.exptfilename)
-
-
 def frame_rotation(beam_vector) -> np.ndarray:
     """Rotation taking CrystFEL's lab axes (x, y up, z along the beam) to ours (z -> beam, y -> up)."""
     beam = np.asarray(beam_vector, dtype=float)

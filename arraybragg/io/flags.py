@@ -32,6 +32,11 @@ EV_ANGSTROM = 12398.42
 Vector = tuple[float, float, float]
 
 
+# the Settings fields of noisify's flags: any of them makes the noise image come from the detector-response model
+RESPONSE_FLAG_FIELDS = frozenset({"readout_noise", "flicker", "calibration", "calib_seed", "psf", "psf_fwhm",
+                             "psf_radius", "psf_method", "gain"})
+
+
 @dataclass
 class Settings:
     """Everything the command line says, in nanoBragg's variable names and internal units.

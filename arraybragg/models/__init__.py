@@ -12,13 +12,26 @@ User-unit models (Angstrom, mm, degrees, eV; frozen, validated, ``replace`` for 
 * :mod:`.validation`: the checks of the command line's settings;
 * :mod:`.vectors`, :mod:`.checks`: host-side vector helpers and value checks.
 """
-from .beam import Beam, Source
-from .crystal import Crystal, CrystalShape
-from .detector import Convention, Detector, Panel, Pivot
-from .experiment import Experiment, Sampling
-from .goniometer import Goniometer
-from .lab import StructureFactors
-from .nanobragg_factories import conventional_axes, nanobragg_detector
+import importlib
 
-__all__ = ["Beam", "Convention", "Crystal", "CrystalShape", "Detector", "Experiment", "Goniometer", "Panel",
-           "Pivot", "Sampling", "Source", "StructureFactors", "conventional_axes", "nanobragg_detector"]
+# public name -> module; imported on first use, so that ``models.lab`` alone (what a render takes)
+# does not load the user-unit models and their factories
+_SOURCES = {"Beam": ".beam", "Source": ".beam", "Crystal": ".crystal", "CrystalShape": ".crystal",
+            "Convention": ".detector", "Detector": ".detector", "Panel": ".detector", "Pivot": ".detector",
+            "Experiment": ".experiment", "Sampling": ".experiment", "Goniometer": ".goniometer",
+            "StructureFactors": ".lab", "conventional_axes": ".nanobragg_factories",
+            "nanobragg_detector": ".nanobragg_factories"}
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name):
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_SOURCES[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SOURCES))

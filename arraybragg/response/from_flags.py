@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..io.flags import RESPONSE_FLAG_FIELDS as RESPONSE_FIELDS
 from .model import DetectorResponse
 from .psf import PSF
 
 __all__ = ["RESPONSE_FIELDS", "response_for"]
 
-RESPONSE_FIELDS = frozenset({"readout_noise", "flicker", "calibration", "calib_seed", "psf", "psf_fwhm",
-                             "psf_radius", "psf_method", "gain"})
 
 
 def response_for(settings, pixel_size: float) -> Optional[DetectorResponse]:
