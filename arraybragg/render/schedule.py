@@ -20,6 +20,15 @@ def _render_forked_range(item):
     return _FORKED_WORK(*item)
 
 
+def _default_signals() -> None:
+    """In a forked worker: SIGINT and SIGTERM kill it outright.  Handlers inherited from the caller (the
+    CLI's, which turn them into KeyboardInterrupt) run only between Python operations, and a worker
+    seen blocked in C never ran them: Pool.terminate then waited for it forever."""
+    import signal
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def default_threads() -> int:
     """All cores this process may use."""
     if hasattr(os, "sched_getaffinity"):
@@ -104,13 +113,18 @@ class Workers:
         if forked:
             global _FORKED_WORK
             _FORKED_WORK = work
+            pool = multiprocessing.get_context("fork").Pool(self.threads, initializer=_default_signals)
             try:
-                with multiprocessing.get_context("fork").Pool(self.threads) as pool:
-                    # several tiles per task for many small tiles; one per task when there are few,
-                    # so that the workers finish together
-                    chunksize = max(1, min(4, len(ranges) // (8 * self.threads)))
-                    yield from pool.imap_unordered(_render_forked_range, ranges, chunksize=chunksize)
+                # several tiles per task for many small tiles; one per task when there are few,
+                # so that the workers finish together
+                chunksize = max(1, min(4, len(ranges) // (8 * self.threads)))
+                yield from pool.imap_unordered(_render_forked_range, ranges, chunksize=chunksize)
+                pool.close()  # the workers leave on their own once the tasks are done
+            except BaseException:
+                pool.terminate()
+                raise
             finally:
+                pool.join()
                 _FORKED_WORK = None
         elif self.parallel(len(ranges)):
             with ThreadPoolExecutor(max_workers=self.threads) as pool:
