@@ -23,7 +23,7 @@ from .errors import InputError
 from .io.files import StagedOutputs
 from .io.flags import EV_ANGSTROM
 from .models.experiment import Experiment
-from .models.nanobragg import _phi_steps, build_simulation
+from .models.nanobragg import phi_steps_of, build_simulation
 from .outputs.images import auto_int_scale
 from .outputs.render_files import OutputFiles, write_files
 from .render import progress
@@ -92,7 +92,7 @@ def experiment_with_expt(settings, sim, dials, log) -> Experiment:
     beam = dials.beam.replace(fluence_photons_per_m2=flags.beam.fluence_photons_per_m2)
     # phi steps over the file's oscillation by nanoBragg's rule (-phisteps, -phistep, or 2 steps)
     oscillation = math.radians(dials.goniometer.oscillation_deg)
-    phi_steps = _phi_steps(dataclasses.replace(settings, osc=oscillation))[0] if oscillation > 0.0 else 1
+    phi_steps = phi_steps_of(dataclasses.replace(settings, osc=oscillation))[0] if oscillation > 0.0 else 1
     goniometer = dials.goniometer.replace(phi_steps=phi_steps,
                                           mosaic_spread_deg=flags.goniometer.mosaic_spread_deg,
                                           mosaic_domains=flags.goniometer.mosaic_domains,

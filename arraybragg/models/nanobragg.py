@@ -74,7 +74,7 @@ def auto_steps(count: int, span: float, step: float, *, span_for_count_only: flo
     return count, span, step
 
 
-def _phi_steps(s):
+def phi_steps_of(s):
     """nanoBragg's phi rule (it differs from auto_steps in the count-only and range+count cases)."""
     phisteps, osc, phistep = s.phisteps, s.osc, s.phistep
     if phisteps < 0:
@@ -103,7 +103,9 @@ def _nonzero_vector(vector, flag: str) -> np.ndarray:
     return u
 
 
-class _Log(list):
+class Log(list):
+    """A log that keeps its lines (where the caller gives none)."""
+
     def __call__(self, line: str = ""):
         self.append(line)
 
@@ -114,7 +116,7 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
     ``log`` (a callable taking one line) receives what nanoBragg prints while
     setting up.  ``workdir`` is where Fdump.bin is looked for and written.
     """
-    log = log or _Log()
+    log = log or Log()
     validate_settings(s)
     budget = Budget.of(s)
     pixel_size = s.pixel_size
@@ -139,7 +141,7 @@ def build_simulation(s, log=None, workdir: str = ".") -> Simulation:
             log("WARNING: clipping sample (%g m wide) with beam (%g m)" % (sample_z, s.beamsize))
             sample_z = s.beamsize
 
-    detector = _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s)
+    detector = build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s)
     validate_detector(s, detector)
     roi = validate_roi(s, fpixels, spixels)
     s, file_sf = _read_structure_factor_file(s, log, detector)
@@ -214,7 +216,7 @@ def _check_work(s, budget, detector, roi, oversampling, sources) -> None:
     """
     oversample, xtalsize = oversampling
     xmin, xmax, ymin, ymax = roi
-    phisteps, domains = _phi_steps(s)[0], _mosaic_domains(s)[0]
+    phisteps, domains = phi_steps_of(s)[0], _mosaic_domains(s)[0]
     pixels = (min(xmax, detector.fpixels - 1) - xmin + 1) * (min(ymax, detector.spixels - 1) - ymin + 1)
     if sources is not None:
         n_sources, source_cause = len(sources), "-sourcefile"
@@ -277,16 +279,33 @@ def _beam_centres(s, pixel_size, detsize_f, detsize_s) -> dict:
                 Yclose=Yclose)
 
 
-def _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) -> Detector:
-    c = _beam_centres(s, pixel_size, detsize_f, detsize_s)
-    Fbeam, Sbeam, Fclose, Sclose = c["Fbeam"], c["Sbeam"], c["Fclose"], c["Sclose"]
+@dataclasses.dataclass
+class DetectorStart:
+    """The detector before it is placed, as nanoBragg's setup derives it: the convention's unit axes
+    and pivot, the beam spot and close point on the unrotated detector (m), and the distances."""
+
+    convention: str
+    pivot: str
+    beam: np.ndarray
+    fdet: np.ndarray
+    sdet: np.ndarray
+    odet: np.ndarray
+    twotheta_axis: np.ndarray
+    centres: dict               # Xbeam, Ybeam, Fbeam, Sbeam, Fclose, Sclose, Xclose, Yclose
+    ratio: float                # beam . rotated normal
+    close_distance: float
+    distance: float
+    user_pix0: bool
+
+
+def detector_start(s, pixel_size, detsize_f, detsize_s, log) -> DetectorStart:
+    """:class:`DetectorStart` of parsed settings (used by the setup and by the trace's setup lines)."""
     pivot, convention = s.detector_pivot, s.beam_convention
     vectors = dict(beam=s.beam_vector, fdet=s.fdet_vector, sdet=s.sdet_vector, odet=s.odet_vector,
-                   twotheta=s.twotheta_axis, polar=s.polar_vector, spindle=s.spindle_vector)
+                   twotheta=s.twotheta_axis)
     if convention in CONVENTIONS:
-        base = CONVENTIONS[convention]
-        vectors = {k: base[k] for k in vectors}
-        pivot = base["pivot"]
+        vectors = {k: CONVENTIONS[convention][k] for k in vectors}
+        pivot = CONVENTIONS[convention]["pivot"]
     beam = _nonzero_vector(vectors["beam"], "-beam_vector")
     fdet = _nonzero_vector(vectors["fdet"], "-fdet_vector")
     sdet = _nonzero_vector(vectors["sdet"], "-sdet_vector")
@@ -294,17 +313,24 @@ def _build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) 
     if odet_norm != 1.0:
         log("WARNING: auto-generating odet_vector")
         odet, _ = unit(np.cross(fdet, sdet))
-    twotheta_axis = np.asarray(vectors["twotheta"], dtype=float)
-    log("%s convention selected." % convention.lower())
-
-    rot = (s.detector_rotx, s.detector_roty, s.detector_rotz)
-    ratio = float(beam @ rotate_xyz(odet, *rot))
+    ratio = float(beam @ rotate_xyz(odet, s.detector_rotx, s.detector_roty, s.detector_rotz))
     if ratio == 0.0:
         ratio = DBL_MIN
     close_distance = abs(ratio * s.distance) if math.isnan(s.close_distance) else s.close_distance
-    distance = close_distance / ratio
+    return DetectorStart(convention, pivot, beam, fdet, sdet, odet, np.asarray(vectors["twotheta"], dtype=float),
+                         _beam_centres(s, pixel_size, detsize_f, detsize_s), ratio, close_distance,
+                         close_distance / ratio, s.pix0_vector is not None and not s.c_parity)
 
-    user_pix0 = s.pix0_vector is not None and not s.c_parity
+
+def build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) -> Detector:
+    start = detector_start(s, pixel_size, detsize_f, detsize_s, log)
+    c = start.centres
+    Fbeam, Sbeam, Fclose, Sclose = c["Fbeam"], c["Sbeam"], c["Fclose"], c["Sclose"]
+    convention, pivot, beam = start.convention, start.pivot, start.beam
+    fdet, sdet, odet, twotheta_axis = start.fdet, start.sdet, start.odet, start.twotheta_axis
+    log("%s convention selected." % convention.lower())
+    rot = (s.detector_rotx, s.detector_roty, s.detector_rotz)
+    ratio, close_distance, distance, user_pix0 = start.ratio, start.close_distance, start.distance, start.user_pix0
     if pivot == "SAMPLE" and not user_pix0:
         log("pivoting detector around sample")
         pix0 = -Fclose * fdet - Sclose * sdet + close_distance * odet
@@ -358,7 +384,7 @@ def _clamped_angle(sin_value, cos_value):
     return math.atan2(sin_value, cos_value)
 
 
-def _reciprocal_from_cell(s, log):
+def reciprocal_from_cell(s, log):
     """Reciprocal vectors (1/Angstrom) in nanoBragg's default orientation for -cell a b c al be ga."""
     a = s.cell_a
     b = s.cell_b if s.cell_b > 0.0 else a
@@ -445,7 +471,7 @@ def _build_crystal(s, log, sample_y, sample_z):
         raise InputError("no unit cell: give -mat FILE or -cell a b c alpha beta gamma")
     user_lengths = None
     if s.user_cell and s.cell_a > 0.0:
-        stars, user_lengths, user_V = _reciprocal_from_cell(s, log)
+        stars, user_lengths, user_V = reciprocal_from_cell(s, log)
     if s.matfilename is not None:
         stars = _read_matrix(s.matfilename, s.lambda0)
     misset = s.misset_angles
@@ -613,7 +639,7 @@ def _mosaic_domains(s):
 
 
 def _build_goniometer(s, log, detector) -> Goniometer:
-    phisteps, osc, phistep = _phi_steps(s)
+    phisteps, osc, phistep = phi_steps_of(s)
     domains, spread, warning = _mosaic_domains(s)
     if warning:
         log(warning)

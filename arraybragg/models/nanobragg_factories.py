@@ -16,7 +16,7 @@ from . import checks
 from .detector import Convention, Detector, Panel, Pivot
 from ..io.flags import Settings
 from .lab import Detector as LabDetector
-from .nanobragg import CONVENTIONS, _build_detector, _Log, _reciprocal_from_cell, cell_vectors
+from .nanobragg import CONVENTIONS, build_detector, Log, reciprocal_from_cell, cell_vectors
 from .vectors import rotate_xyz
 
 DEG = math.pi / 180.0
@@ -64,7 +64,7 @@ def nanobragg_detector(distance_mm: float, pixel_size_mm: float, size: tuple[int
     rx, ry, rz = checks.vector("rotations_deg", rotations_deg)
     settings = replace(settings, detector_rotx=rx * DEG, detector_roty=ry * DEG, detector_rotz=rz * DEG)
     settings = _with_beam_centre(settings, convention, pixel, beam_centre_mm, xbeam_ybeam_mm)
-    lab = _build_detector(settings, _Log(), pixel, fpixels, spixels, settings.detsize_f, settings.detsize_s)
+    lab = build_detector(settings, Log(), pixel, fpixels, spixels, settings.detsize_f, settings.detsize_s)
     return Detector((panel_from_lab(lab),), convention=convention)
 
 
@@ -123,7 +123,7 @@ def crystal_vectors_from_cell(cell, misset_deg=(0.0, 0.0, 0.0)):
     angles = [checks.positive("cell", v) * DEG for v in cell[3:]]
     settings = replace(Settings(), user_cell=True, cell_a=lengths[0], cell_b=lengths[1], cell_c=lengths[2],
                        alpha=angles[0], beta=angles[1], gamma=angles[2])
-    stars, user_lengths, user_V = _reciprocal_from_cell(settings, _Log())
+    stars, user_lengths, user_V = reciprocal_from_cell(settings, Log())
     misset = tuple(v * DEG for v in checks.vector("misset_deg", misset_deg))
     stars = tuple(rotate_xyz(v, *misset) for v in stars)
     (a, b, c), _, _ = cell_vectors(stars, user_lengths, user_V)

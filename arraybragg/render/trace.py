@@ -30,8 +30,8 @@ import numpy as np
 from .. import physics
 from ..backend import get_backend
 from ..models.lab import Simulation
-from ..models.nanobragg import CONVENTIONS, DBL_MIN, RTD
-from ..models.vectors import rotate_axis, rotate_xyz, unit
+from ..models.nanobragg import RTD, DetectorStart, Log, detector_start
+from ..models.vectors import rotate_axis, rotate_xyz
 from .pixels import PixelGeometry, sin_theta_over_lambda
 from .renderer import Renderer, RenderResult
 from .schedule import RenderedPixels
@@ -75,61 +75,6 @@ def _rotation_matrices(rotx: float, roty: float, rotz: float):
     return Rx, Ry, Rz, Rz @ (Ry @ Rx)
 
 
-@dataclass
-class _DetectorStart:
-    """Detector quantities before the pivot, re-derived from Settings as setup does."""
-
-    convention: str
-    pivot: str
-    beam: np.ndarray
-    fdet: np.ndarray            # unit axes before any rotation
-    sdet: np.ndarray
-    odet: np.ndarray
-    twotheta_axis: np.ndarray
-    Fclose: float               # m, sample-pivot origin terms
-    Sclose: float
-    Fbeam: float                # m, beam-pivot origin terms
-    Sbeam: float
-    ratio: float
-    close_distance: float
-    distance: float
-    user_pix0: bool
-
-
-def _detector_start(s, sim: Simulation) -> _DetectorStart:
-    d = sim.detector
-    px = d.pixel_size
-    convention = s.beam_convention
-    vectors = dict(beam=s.beam_vector, fdet=s.fdet_vector, sdet=s.sdet_vector, odet=s.odet_vector,
-                   twotheta=s.twotheta_axis)
-    pivot = s.detector_pivot
-    if convention in CONVENTIONS:
-        vectors = {k: CONVENTIONS[convention][k] for k in vectors}
-        pivot = CONVENTIONS[convention]["pivot"]
-    Fclose = (s.ORGX - 0.5) * px if not math.isnan(s.ORGX) else d.detsize_f / 2.0
-    Sclose = (s.ORGY - 0.5) * px if not math.isnan(s.ORGY) else d.detsize_s / 2.0
-    if convention == "ADXV":
-        Fbeam, Sbeam = d.Xbeam, d.detsize_s - d.Ybeam
-    elif convention in ("MOSFLM", "DENZO"):
-        shift = 0.5 * px if convention == "MOSFLM" else 0.0
-        Fbeam, Sbeam = d.Ybeam + shift, d.Xbeam + shift
-    else:
-        Fbeam, Sbeam = d.Xbeam, d.Ybeam
-        if convention == "CUSTOM":
-            Fclose, Sclose = d.Xbeam, d.Ybeam
-    beam, fdet, sdet = (unit(vectors[k])[0] for k in ("beam", "fdet", "sdet"))
-    odet, odet_norm = unit(vectors["odet"])
-    if odet_norm != 1.0:
-        odet = unit(np.cross(fdet, sdet))[0]
-    ratio = float(beam @ rotate_xyz(odet, s.detector_rotx, s.detector_roty, s.detector_rotz))
-    if ratio == 0.0:
-        ratio = DBL_MIN
-    close = abs(ratio * s.distance) if math.isnan(s.close_distance) else s.close_distance
-    return _DetectorStart(convention, pivot, beam, fdet, sdet, odet, np.asarray(vectors["twotheta"], dtype=float),
-                          Fclose, Sclose, Fbeam, Sbeam, ratio, close, close / ratio,
-                          s.pix0_vector is not None and not s.c_parity)
-
-
 def setup_trace_lines(s, sim: Simulation) -> list[str]:
     """The detector-setup lines of the instrumented C (``TRACE_PY:name=value``), in its order.
 
@@ -140,7 +85,7 @@ def setup_trace_lines(s, sim: Simulation) -> list[str]:
     with the real convention, pivot and initial axes added as *_selected.
     """
     d = sim.detector
-    start = _detector_start(s, sim)
+    start = detector_start(s, sim.detector.pixel_size, sim.detector.detsize_f, sim.detector.detsize_s, Log())
     rot = (s.detector_rotx, s.detector_roty, s.detector_rotz)
     lines = []
     put = lambda name, text: lines.append("TRACE_PY:%s=%s" % (name, text))
@@ -159,7 +104,7 @@ def setup_trace_lines(s, sim: Simulation) -> list[str]:
     return lines
 
 
-def _sample_pivot_lines(put, d, start: _DetectorStart, rot, angles: str):
+def _sample_pivot_lines(put, d, start: DetectorStart, rot, angles: str):
     """The C's sample-pivot block: the origin from the close-distance terms before the rotations."""
     put("detector_convention", start.convention)
     put("angles_rad", angles)
@@ -167,11 +112,11 @@ def _sample_pivot_lines(put, d, start: _DetectorStart, rot, angles: str):
                                                               _g(d.pixel_size * 1000.0)))
     for name, v in (("initial_fdet", start.fdet), ("initial_sdet", start.sdet), ("initial_odet", start.odet)):
         put(name, _vec(v))
-    for name, value in (("Fclose_m", start.Fclose), ("Sclose_m", start.Sclose),
+    for name, value in (("Fclose_m", start.centres["Fclose"]), ("Sclose_m", start.centres["Sclose"]),
                         ("close_distance_m", start.close_distance), ("ratio", start.ratio),
                         ("distance_m", start.distance)):
         put(name, _g(value))
-    terms = (-start.Fclose * start.fdet, -start.Sclose * start.sdet, start.close_distance * start.odet)
+    terms = (-start.centres["Fclose"] * start.fdet, -start.centres["Sclose"] * start.sdet, start.close_distance * start.odet)
     for name, v in zip(("term_fast_before_rot", "term_slow_before_rot", "term_close_before_rot"), terms):
         put(name, _vec(v))
     pix0 = terms[0] + terms[1] + terms[2]
@@ -180,7 +125,7 @@ def _sample_pivot_lines(put, d, start: _DetectorStart, rot, angles: str):
     put("pix0_after_twotheta", _vec(d.pix0))
 
 
-def _beam_pivot_lines(put, d, start: _DetectorStart, rot, angles: str):
+def _beam_pivot_lines(put, d, start: DetectorStart, rot, angles: str):
     """The C's beam-pivot block: rotation matrices, final axes and the origin from the beam centre."""
     put("detector_convention", "MOSFLM")
     put("convention_selected", start.convention)
@@ -201,11 +146,11 @@ def _beam_pivot_lines(put, d, start: _DetectorStart, rot, angles: str):
     for name, v in final:
         put(name + "_after_twotheta", _vec(v))
     put("convention_mapping", "Fbeam\u2190Ybeam_mm(+0.5px),Sbeam\u2190Xbeam_mm(+0.5px),beam_vec=[1 0 0]")
-    put("Fbeam_m", _g(start.Fbeam))
-    put("Sbeam_m", _g(start.Sbeam))
+    put("Fbeam_m", _g(start.centres["Fbeam"]))
+    put("Sbeam_m", _g(start.centres["Sbeam"]))
     put("distance_m", _g(start.distance))
-    put("term_fast", _vec(-start.Fbeam * d.fdet))
-    put("term_slow", _vec(-start.Sbeam * d.sdet))
+    put("term_fast", _vec(-start.centres["Fbeam"] * d.fdet))
+    put("term_slow", _vec(-start.centres["Sbeam"] * d.sdet))
     put("term_beam", _vec(start.distance * start.beam))
     put("pix0_vector", _vec(d.pix0))
 
