@@ -122,6 +122,16 @@ def write_expt(settings, experiment: Experiment, stage, log) -> None:
     log("writing %s as a DIALS experiment list" % settings.write_exptfilename)
 
 
+def _write_nexus(settings, written, stage, log) -> None:
+    """--nexus-file: the panels stacked in one NXmx frame, one NXdetector_module each."""
+    from .outputs.imagefiles import write_nexus_panels
+    sims, floats, ints, noises = zip(*written)
+    extra = dict(int_images=ints, noise_images=None if any(n is None for n in noises) else noises) \
+        if settings.nexus_int else {}
+    write_nexus_panels(stage(settings.nexusfilename), floats, sims, exposure_s=settings.exposure, **extra)
+    log("writing %s as NeXus/NXmx HDF5 (%d modules)" % (settings.nexusfilename, len(sims)))
+
+
 def run_experiment(settings, log, err) -> int:
     """Render and write a --geom or --expt command line, panel by panel."""
     if settings.geomfilename and settings.exptfilename:
@@ -143,14 +153,17 @@ def run_experiment(settings, log, err) -> int:
         files = files.replace(intfile_scale=auto_int_scale(max(r.stats.max_I for r in images.results)))
     names = [panel.name for panel in experiment.detector]
     with StagedOutputs() as staged:
+        written = []
         for index, result in enumerate(images.results):
             panel_sim = simulator.simulation(index)
             response = response_for(settings, panel_sim.detector.pixel_size)
             omega = result.stats.omega_sum / panel_sim.steps
             log("panel %s: solid angle %g steradian ( %g%% sphere)" % (names[index] or index, omega,
                                                                         100 * omega / 4 / math.pi))
-            write_files(panel_sim, result, files.for_panel(index, names).replace(response=response), log,
-                        staged.stage)
+            panel_files = files.for_panel(index, names).replace(response=response, nexusfile=None)
+            written.append((panel_sim, result.image) + write_files(panel_sim, result, panel_files, log, staged.stage))
+        if settings.nexusfilename:  # one NXmx file holds every panel
+            _write_nexus(settings, written, staged.stage, log)
         if settings.write_exptfilename:
             write_expt(settings, experiment, staged.stage, log)
     return 0

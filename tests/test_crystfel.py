@@ -258,8 +258,9 @@ def ab_experiment_from_flags(argv):
     from arraybragg.models.experiment import Experiment
     kept = list(argv)
     for option in ("--geom", "--write-expt"):
-        index = kept.index(option)
-        del kept[index:index + 2]
+        if option in kept:
+            index = kept.index(option)
+            del kept[index:index + 2]
     return Experiment.from_flags(kept)
 
 
@@ -305,3 +306,33 @@ def test_crystfels_own_example_files_render_from_the_command_line(tmp_path, monk
     assert cli.main(argv + common) == 0
     floats = sorted(tmp_path.glob("c_*.bin"))
     assert len(floats) == 64 and all(np.fromfile(f, dtype=np.float32).max() > 0 for f in floats)
+
+
+def test_geom_nexus_file_stacks_every_module(tmp_path, monkeypatch):
+    """--nexus-file with a multi-panel detector: one NXmx frame, the panels stacked along slow, one
+    NXdetector_module each whose chain puts pixel (0, 0) where the panel's origin is."""
+    h5py = pytest.importorskip("h5py")
+    from arraybragg import cli
+    from arraybragg.outputs.imagefiles import lab_to_mcstas
+    from test_imagefiles import _chain_position, _text
+    monkeypatch.chdir(tmp_path)
+    write_geometry(tmp_path / "m.geom", Detector(tuple(module_panels())), photon_energy_eV=12398.42)
+    argv = ("--geom m.geom -cell 50 50 50 90 90 90 -misset 10 20 30 -N 3 -default_F 100 -oversample 1 "
+            "-floatfile f.bin -intfile i.img -noisefile n.img -nopgm --nexus-file m.nxs --nexus-int").split()
+    assert cli.main(argv) == 0
+    assert not list(tmp_path.glob("m_*.nxs"))
+    experiment = ab_experiment_from_flags([a for a in argv if a not in ("--nexus-file", "m.nxs", "--nexus-int")])
+    from arraybragg.cli_experiment import frame_rotation
+    experiment = experiment.replace(detector=read_geometry(tmp_path / "m.geom").detector.rotated(
+        frame_rotation(experiment.beam.direction)))
+    with h5py.File(tmp_path / "m.nxs", "r") as h5:
+        data, ints = h5["entry/data/data"][()], h5["entry/data/data_int"][()]
+        assert data.shape == (1, 4 * NS, NF) and ints.shape == data.shape
+        for index in range(4):
+            floats = np.fromfile(tmp_path / f"f_m{index}.bin", dtype=np.float32).reshape(NS, NF)
+            np.testing.assert_array_equal(data[0, index * NS:(index + 1) * NS], floats)
+            module = f"entry/instrument/detector/module{index}/"
+            assert list(h5[module + "data_origin"][()]) == [index * NS, 0]
+            sim = experiment.panel_simulation(index)
+            origin = _chain_position(h5, _text(h5[module + "fast_pixel_direction"].attrs["depends_on"]), np.zeros(3))
+            np.testing.assert_allclose(origin, lab_to_mcstas(sim) @ sim.detector.pix0, atol=1e-12)

@@ -155,36 +155,50 @@ def _group(parent, name, nx_class):
     return group
 
 
-def _nexus_detector(instrument, sim: Simulation, to_mcstas: np.ndarray, exposure_s: float):
-    d = sim.detector
+def _nexus_detector(instrument, sims, origins, to_mcstas: np.ndarray, exposure_s: float):
+    """One NXdetector: a single panel's origin on the detector's chain (module offset 0), or one
+    NXdetector_module per panel (``module0``, ...), each offset to its own origin, with its place
+    (``origins``: slow, fast) in the stacked data array."""
+    d = sims[0].detector
     det = _group(instrument, "detector", "NXdetector")
     base = "/entry/instrument/detector"
-    pix0 = to_mcstas @ np.asarray(d.pix0, dtype=float)
+    pix0 = to_mcstas @ np.asarray(d.pix0, dtype=float) if len(sims) == 1 else np.zeros(3)
     transforms = _group(det, "transformations", "NXtransformations")
     _transform(transforms, "origin", float(np.linalg.norm(pix0)), "m", "translation",
-               pix0 / (np.linalg.norm(pix0) or 1.0), ".")
+               pix0 / (np.linalg.norm(pix0) or 1.0) if len(sims) == 1 else (0.0, 0.0, 1.0), ".")
     _put(det, "depends_on", f"{base}/transformations/origin")
     _put(det, "description", "arraybragg simulated detector")
     _put(det, "sensor_material", "Silicon")
     _put(det, "sensor_thickness", float(d.thickness), "m")
     _put(det, "x_pixel_size", float(d.pixel_size), "m")
     _put(det, "y_pixel_size", float(d.pixel_size), "m")
-    _put(det, "distance", float(d.distance), "m")
-    beam_x, beam_y = beam_centre_pixels(d)
-    _put(det, "beam_center_x", beam_x, "pixel")
-    _put(det, "beam_center_y", beam_y, "pixel")
+    if len(sims) == 1:  # one panel: the beam centre and distance are the detector's
+        _put(det, "distance", float(d.distance), "m")
+        beam_x, beam_y = beam_centre_pixels(d)
+        _put(det, "beam_center_x", beam_x, "pixel")
+        _put(det, "beam_center_y", beam_y, "pixel")
     _put(det, "count_time", float(exposure_s), "s")
     _put(det, "frame_time", float(exposure_s), "s")
     _put(det, "type", "PIXEL")
     _put(det, "saturation_value", 65535)
-    module = _group(det, "module", "NXdetector_module")
-    _put(module, "data_origin", np.array([0, 0], dtype=np.int32))
+    for index, (sim, origin) in enumerate(zip(sims, origins)):
+        _nexus_module(det, "module" if len(sims) == 1 else f"module{index}", sim.detector, origin,
+                      np.zeros(3) if len(sims) == 1 else to_mcstas @ np.asarray(sim.detector.pix0, dtype=float),
+                      to_mcstas)
+
+
+def _nexus_module(det, name: str, d, data_origin, offset: np.ndarray, to_mcstas: np.ndarray):
+    base = "/entry/instrument/detector"
+    module = _group(det, name, "NXdetector_module")
+    _put(module, "data_origin", np.array(data_origin, dtype=np.int32))
     _put(module, "data_size", np.array(d.shape, dtype=np.int32))
     _put(module, "data_stride", np.array([1, 1], dtype=np.int32))
-    _transform(module, "module_offset", 0.0, "m", "translation", (1.0, 0.0, 0.0), f"{base}/transformations/origin")
-    for name, vector in (("fast_pixel_direction", d.fdet), ("slow_pixel_direction", d.sdet)):
-        _transform(module, name, float(d.pixel_size), "m", "translation",
-                   to_mcstas @ np.asarray(vector, dtype=float), f"{base}/module/module_offset")
+    length = float(np.linalg.norm(offset))
+    _transform(module, "module_offset", length, "m", "translation",
+               offset / length if length else (1.0, 0.0, 0.0), f"{base}/transformations/origin")
+    for axis, vector in (("fast_pixel_direction", d.fdet), ("slow_pixel_direction", d.sdet)):
+        _transform(module, axis, float(d.pixel_size), "m", "translation",
+                   to_mcstas @ np.asarray(vector, dtype=float), f"{base}/{name}/module_offset")
 
 
 def _nexus_sample(entry, sim: Simulation, to_mcstas: np.ndarray):
@@ -199,10 +213,13 @@ def _nexus_sample(entry, sim: Simulation, to_mcstas: np.ndarray):
     _put(transforms, "phi_end", np.array([(g.phi0 + g.osc) * RTD]), "deg")
 
 
-def _nexus_image(parent, name, image, compression):
-    data = np.ascontiguousarray(image)[np.newaxis]
-    dataset = parent.create_dataset(name, data=data, chunks=data.shape, **compression)
-    return dataset
+def _nexus_image(parent, name, images, origins, dtype, compression):
+    """The panels' images stacked into one frame (1, slow, fast) at their data origins (zeros between)."""
+    shape = (max(o[0] + i.shape[0] for o, i in zip(origins, images)), max(o[1] + i.shape[1] for o, i in zip(origins, images)))
+    data = np.zeros((1,) + shape, dtype=dtype)
+    for (slow, fast), image in zip(origins, images):
+        data[0, slow:slow + image.shape[0], fast:fast + image.shape[1]] = image
+    return parent.create_dataset(name, data=data, chunks=data.shape, **compression)
 
 
 def write_nexus(path, float_image, sim: Simulation, *, int_image=None, noise_image=None,
@@ -213,11 +230,29 @@ def write_nexus(path, float_image, sim: Simulation, *, int_image=None, noise_ima
     /entry/data/data_noise (uint16).  Vectors are in the McStas frame (:func:`lab_to_mcstas`);
     the detector chain places the corner of pixel (0, 0) at the lab origin vector pix0.
     """
+    write_nexus_panels(path, [float_image], [sim], int_images=None if int_image is None else [int_image],
+                       noise_images=None if noise_image is None else [noise_image], exposure_s=exposure_s)
+
+
+def write_nexus_panels(path, float_images, sims, *, int_images=None, noise_images=None,
+                       exposure_s: float = 1.0) -> None:
+    """Write the images of a detector's panels (one lab-frame simulation each) as one NXmx frame.
+
+    The panels are stacked along the slow axis of /entry/data/data, each an NXdetector_module
+    (``module0``, ``module1``, ...) with its data origin and its own origin, fast and slow
+    vectors; one panel is written as by :func:`write_nexus`.  Beam, sample and goniometer are
+    the first simulation's (the same in every panel's).
+    """
     import h5py
     import hdf5plugin  # registers the Bitshuffle/LZ4 filter Eiger files and DIALS use
 
     compression = dict(hdf5plugin.Bitshuffle(cname="lz4"))
+    sim = sims[0]
     to_mcstas = lab_to_mcstas(sim)
+    origins, slow = [], 0
+    for image in float_images:
+        origins.append((slow, 0))
+        slow += np.shape(image)[0]
     with _atomic_path(path) as temporary, h5py.File(temporary, "w") as h5:
         entry = _group(h5, "entry", "NXentry")
         h5.attrs["default"] = "entry"
@@ -227,16 +262,16 @@ def write_nexus(path, float_image, sim: Simulation, *, int_image=None, noise_ima
         _put(entry, "end_time_estimated", _timestamp() + "Z")
         data = _group(entry, "data", "NXdata")
         data.attrs["signal"] = "data"
-        _nexus_image(data, "data", np.asarray(float_image, dtype=np.float32), compression)
-        for name, extra in (("data_int", int_image), ("data_noise", noise_image)):
+        _nexus_image(data, "data", float_images, origins, np.float32, compression)
+        for name, extra in (("data_int", int_images), ("data_noise", noise_images)):
             if extra is not None:
-                _nexus_image(data, name, np.asarray(extra, dtype=np.uint16), compression)
+                _nexus_image(data, name, extra, origins, np.uint16, compression)
         instrument = _group(entry, "instrument", "NXinstrument")
         _put(instrument, "name", "arraybragg simulation")
         beam = _group(instrument, "beam", "NXbeam")
         _put(beam, "incident_wavelength", sim.beam.lambda0 * 1e10, "angstrom")
         _put(beam, "total_flux", float(sim.beam.fluence), "1/m^2")
-        _nexus_detector(instrument, sim, to_mcstas, exposure_s)
+        _nexus_detector(instrument, sims, origins, to_mcstas, exposure_s)
         _nexus_sample(entry, sim, to_mcstas)
         source = _group(entry, "source", "NXsource")
         _put(source, "name", "arraybragg simulated source")

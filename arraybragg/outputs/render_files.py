@@ -85,8 +85,10 @@ def _tagged(path: str, tag: str) -> str:
 
 
 def write_files(sim: Simulation, result, files: OutputFiles, log: Optional[Callable[[str], None]] = None,
-                stage: Optional[Callable[[str], str]] = None) -> None:
-    """Write a render's files: every file or none (``stage`` lets a caller group several renders' files)."""
+                stage: Optional[Callable[[str], str]] = None) -> tuple:
+    """Write a render's files: every file or none (``stage`` lets a caller group several renders' files).
+
+    Returns the (integer, noise or None) images it made, for files that hold several panels."""
     log = log or (lambda line: None)
     if stage is None:
         with StagedOutputs() as staged:
@@ -116,6 +118,7 @@ def write_files(sim: Simulation, result, files: OutputFiles, log: Optional[Calla
         smv.write_smv(stage(files.noisefile), noise, header, c_parity=sim.c_parity)
         log("writing %s as 2-byte integers" % files.noisefile)
     _write_other_formats(files, sim, log, stage, image, int_pixels, noise)
+    return int_pixels, noise
 
 
 def noise_image(files: OutputFiles, image, roi):
