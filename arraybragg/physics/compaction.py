@@ -2,7 +2,7 @@
 
 The columns to work on are moved to the front by a stable sort of their mask;
 their count (one host number) fixes the size of the slice taken.  Results go
-back by the inverse permutation.  Every step is in the array API standard, so
+back by each column's rank among the selected ones (a cumulative sum).  Every step is in the array API standard, so
 namespaces without boolean indexing (array_api_strict's flag, some compilers)
 run the same code.
 """
@@ -25,10 +25,10 @@ def take_front(array, order, count: int):
     return xp.take(array, order[:count], axis=array.ndim - 1)
 
 
-def put_front(array, order, values):
-    """array (..., N) with its columns order[:M] replaced by values (..., M)."""
-    xp = array_namespace(array)
-    axis = array.ndim - 1
-    permuted = xp.take(array, order, axis=axis)
-    rest = permuted[..., values.shape[-1]:]
-    return xp.take(xp.concat([values, rest], axis=axis), xp.argsort(order), axis=axis)
+def spread(mask, values, array):
+    """``array`` (..., N) with the columns where ``mask`` (N,) holds replaced, in order, by the columns of
+    ``values`` (..., M): each masked column's rank among the masked ones picks its value."""
+    xp = array_namespace(mask)
+    rank = xp.cumulative_sum(xp.astype(mask, xp.int64)) - 1
+    picked = xp.take(values, xp.clip(rank, 0, None), axis=values.ndim - 1)
+    return xp.where(mask, picked, array)

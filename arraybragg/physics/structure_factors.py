@@ -159,12 +159,13 @@ def _tricubic_rounds(hkl_frac, table, pending, corner):
     xp = array_namespace(hkl_frac)
     F, done = _tricubic_by_cell(hkl_frac, table, pending, corner)
     pending = pending & ~done
-    order, count = compaction.front(xp.any(pending, axis=0))
+    columns = xp.any(pending, axis=0)
+    order, count = compaction.front(columns)
     if count == 0:
         return F
     hkl_rest, pending_rest = compaction.take_front(hkl_frac, order, count), compaction.take_front(pending, order, count)
     F_rest = _tricubic_rounds(hkl_rest, table, pending_rest, _first_pending_corner(hkl_rest, pending_rest))
-    return compaction.put_front(F, order, compaction.take_front(F, order, count) + F_rest)
+    return compaction.spread(columns, compaction.take_front(F, order, count) + F_rest, F)
 
 
 def structure_factor_tricubic(hkl_frac, table, use=None):

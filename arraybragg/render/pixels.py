@@ -44,6 +44,7 @@ class PixelGeometry:
         self.backend = backend
         self.xp = backend.xp
         self.arrays = arrays or stage_detector(sim, backend)
+        self._edge_q = None   # per row edge |q| bounds, made on first use
 
     def tile(self, pixel_index) -> TileGeometry:
         """The geometry of pixels given by flat raster indices (host integer array)."""
@@ -98,21 +99,31 @@ class PixelGeometry:
 
     def q_bound(self, first: int, last: int) -> float:
         """A host bound on |q| (1/m) over pixels ``first``..``last`` (flat raster indices): the largest at
-        the corners of their rows' sensor volume, where every corner sees every source at less than 90
-        degrees (the largest angle over a box is then at a corner); else 2 / lambda.  No device work."""
+        the corners of their rows' sensor volume (no device work)."""
+        if self._edge_q is None:
+            self._edge_q = self._row_edge_q()
+        fpixels = self.sim.detector.fpixels
+        return float(self._edge_q[first // fpixels:last // fpixels + 2].max())
+
+    def _row_edge_q(self) -> np.ndarray:
+        """Per row edge s = 0..spixels: the largest |q| (1/m, with a margin) at the ends of that edge, front
+        and back of the sensor, over the sources.  Where every corner of a box of pixels sees every source
+        at less than 90 degrees the largest |q| over the box is at a corner; elsewhere (and on a curved
+        detector) the bound is 2 / lambda."""
         d, b = self.sim.detector, self.sim.beam
         largest = 2.0 / float(np.min(b.wavelengths))
         if d.curved:
-            return largest
-        rows = (first // d.fpixels, last // d.fpixels + 1)
-        corners = np.array([d.pix0 + f * d.pixel_size * d.fdet + s * d.pixel_size * d.sdet + t * d.odet
-                            for f in (0, d.fpixels) for s in rows for t in (0.0, d.thicksteps * d.thickstep)])
-        diffracted = corners / np.linalg.norm(corners, axis=1)[:, None]
-        incident = -np.asarray(b.directions, dtype=float)
-        if np.any(diffracted @ incident.T <= 0.0) or not np.all(np.isfinite(diffracted)):
-            return largest
-        q = np.linalg.norm(diffracted[:, None, :] - incident[None, :, :], axis=2) / b.wavelengths[None, :]
-        return float(q.max()) * (1.0 + 1e-9)
+            return np.full(d.spixels + 1, largest)
+        f = np.array([0.0, d.fpixels])[:, None, None, None]
+        s = np.arange(d.spixels + 1, dtype=float)[None, :, None, None]
+        t = np.array([0.0, d.thicksteps * d.thickstep])[None, None, :, None]
+        corners = d.pix0 + f * d.pixel_size * d.fdet + s * d.pixel_size * d.sdet + t * d.odet   # (2, S+1, 2, 3)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diffracted = corners / np.linalg.norm(corners, axis=-1, keepdims=True)
+        incident = -np.asarray(b.directions, dtype=float)                                      # (Src, 3)
+        q = np.linalg.norm(diffracted[..., None, :] - incident, axis=-1) / b.wavelengths        # (2, S+1, 2, Src)
+        ok = (diffracted @ incident.T > 0.0) & np.isfinite(q)
+        return np.where(ok, q * (1.0 + 1e-9), largest).max(axis=(0, 2, 3))
 
     def polarization(self, geometry: TileGeometry):
         """Polarization factor (P, T, S, Src), or None where nanoBragg never applies one (-nopolar)."""

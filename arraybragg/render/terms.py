@@ -198,7 +198,7 @@ class LatticeTerms:
         subset = xp.permute_dims(compaction.take_front(xp.permute_dims(scattering, (1, 0)), order, count), (1, 0))
         whole = q_bound(0, scattering.shape[0])
         redone = self.direct_sums(subset, None, column, lambda start, stop: whole)
-        return compaction.put_front(sums, order, xp.astype(redone, sums.dtype))
+        return compaction.spread(redo, xp.astype(redone, sums.dtype), sums)
 
     def _index_bound(self, q_max: float):
         """Upper bounds on |h|, |k|, |l| (plus rounding) for scattering vectors up to |q| = q_max."""
