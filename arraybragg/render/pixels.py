@@ -46,8 +46,11 @@ class PixelGeometry:
         self.arrays = arrays or stage_detector(sim, backend)
         self._edge_q = None   # per row edge |q| bounds, made on first use
 
-    def tile(self, pixel_index) -> TileGeometry:
-        """The geometry of pixels given by flat raster indices (host integer array)."""
+    def tile(self, pixel_index, every_capture: bool = True) -> TileGeometry:
+        """The geometry of pixels given by flat raster indices (host integer array).
+
+        ``every_capture=False``: only the capture fraction a render uses without -oversample_thick
+        (the last layer's, first subpixel's: ``capture[:, -1, 0]``) is computed, as (P, 1, 1)."""
         xp = self.xp
         fpixels = self.sim.detector.fpixels
         # row and column in float64 (exact below 2^53 pixels): cheaper than int64 division
@@ -60,7 +63,7 @@ class PixelGeometry:
         q = xp.stack([(component[..., None] - a.incident[:, i]) / a.wavelengths
                       for i, component in enumerate(diffracted)])
         return TileGeometry(position=position, airpath=airpath, diffracted=xp.stack(diffracted, axis=-1),
-                            omega=self._solid_angle(airpath), capture=self._capture(diffracted, airpath),
+                            omega=self._solid_angle(airpath), capture=self._capture(diffracted, airpath, every_capture),
                             scattering=xp.permute_dims(q, (1, 2, 3, 4, 0)))
 
     def _positions(self, fast, slow) -> list:
@@ -87,12 +90,16 @@ class PixelGeometry:
             return 1.0 / airpath / airpath
         return d.pixel_size * d.pixel_size / airpath / airpath * d.close_distance / airpath
 
-    def _capture(self, diffracted: list, airpath):
+    def _capture(self, diffracted: list, airpath, every: bool = True):
         d = self.sim.detector
         if not (d.thickness > 0.0 or self.sim.sampling.oversample_thick):
             return self.xp.ones_like(airpath)
         # with -oversample_thick nanoBragg evaluates the layer formula even for a sensor of
         # zero thickness, which gives 0: it renders an empty image, and so do we
+        if not every:  # the one value a render without -oversample_thick uses
+            last = d.thicksteps - 1
+            parallax = sum(c[:, last:, :1] * float(d.odet[i]) for i, c in enumerate(diffracted))
+            return physics.capture_fraction(parallax, last, d.thickstep, d.mu)
         parallax = sum(component * float(d.odet[i]) for i, component in enumerate(diffracted))
         layers = [physics.capture_fraction(parallax[:, t, :], t, d.thickstep, d.mu) for t in range(d.thicksteps)]
         return self.xp.stack(layers, axis=1)
@@ -125,13 +132,19 @@ class PixelGeometry:
         ok = (diffracted @ incident.T > 0.0) & np.isfinite(q)
         return np.where(ok, q * (1.0 + 1e-9), largest).max(axis=(0, 2, 3))
 
-    def polarization(self, geometry: TileGeometry):
-        """Polarization factor (P, T, S, Src), or None where nanoBragg never applies one (-nopolar)."""
+    def polarization(self, geometry: TileGeometry, first_only: bool = False):
+        """Polarization factor (P, T, S, Src), or None where nanoBragg never applies one (-nopolar).
+
+        ``first_only``: that of each pixel's first evaluation only, (P, 1, 1, 1): the value nanoBragg
+        caches for the pixel when no evaluation is skipped (it recomputes while the cache is exactly
+        0, which needs exact 90-degree scattering of a fully polarized beam)."""
         b, smp = self.sim.beam, self.sim.sampling
         if b.nopolar and not smp.oversample_polar:
             return None
-        return physics.polarization_factor(self.arrays.incident, geometry.diffracted[:, :, :, None, :],
-                                           self.arrays.polar_axis, b.polarization)
+        diffracted, incident = geometry.diffracted[:, :, :, None, :], self.arrays.incident
+        if first_only:
+            diffracted, incident = diffracted[:, :1, :1, :, :], incident[:1, :]
+        return physics.polarization_factor(incident, diffracted, self.arrays.polar_axis, b.polarization)
 
     def resolution_cut(self, scattering):
         """Flat (N,) mask of the (pixel, layer, subpixel, source) evaluations -dmin keeps, or None."""

@@ -189,11 +189,11 @@ class Renderer:
         N = pixel x layer x subpixel x source in C order; Miller indices as
         (3, K, N) so that h, k and l are contiguous blocks.
         """
-        geometry = self.pixels.tile(pixel_index)
+        geometry = self.pixels.tile(pixel_index, every_capture=self.sim.sampling.oversample_thick)
         omega, capture = geometry.omega, geometry.capture
         P = omega.shape[0]
         keep = self.pixels.resolution_cut(geometry.scattering)
-        polar = self.pixels.polarization(geometry)
+        polar = self.pixels.polarization(geometry, first_only=keep is None and not self.sim.sampling.oversample_polar)
         scattering = self.xp.reshape(geometry.scattering, (-1, 3))
         accumulation = self.accumulation
         factors = accumulation.factors(omega, capture, polar)
