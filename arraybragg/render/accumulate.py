@@ -90,7 +90,7 @@ class Accumulation:
     def omega_total(self, omega):
         """nanoBragg's omega_sum (a 0-d array): the per-pixel cached omega unless -oversample_omega."""
         xp = self.xp
-        if self.sim.sampling.oversample_omega:
+        smp = self.sim.sampling
+        if smp.oversample_omega:
             return xp.sum(omega)
-        P, T, S = omega.shape
-        return xp.sum(omega[:, 0, 0]) * (T * S)
+        return xp.sum(omega[:, 0, 0]) * (self.sim.detector.thicksteps * smp.oversample ** 2)

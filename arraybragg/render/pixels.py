@@ -46,11 +46,12 @@ class PixelGeometry:
         self.arrays = arrays or stage_detector(sim, backend)
         self._edge_q = None   # per row edge |q| bounds, made on first use
 
-    def tile(self, pixel_index, every_capture: bool = True) -> TileGeometry:
+    def tile(self, pixel_index, every_capture: bool = True, every_omega: bool = True) -> TileGeometry:
         """The geometry of pixels given by flat raster indices (host integer array).
 
         ``every_capture=False``: only the capture fraction a render uses without -oversample_thick
-        (the last layer's, first subpixel's: ``capture[:, -1, 0]``) is computed, as (P, 1, 1)."""
+        (the last layer's, first subpixel's: ``capture[:, -1, 0]``) is computed, as (P, 1, 1);
+        ``every_omega=False``: likewise the solid angle of the first layer and subpixel only."""
         xp = self.xp
         fpixels = self.sim.detector.fpixels
         # row and column in float64 (exact below 2^53 pixels): cheaper than int64 division
@@ -63,7 +64,8 @@ class PixelGeometry:
         q = xp.stack([(component[..., None] - a.incident[:, i]) / a.wavelengths
                       for i, component in enumerate(diffracted)])
         return TileGeometry(position=position, airpath=airpath, diffracted=xp.stack(diffracted, axis=-1),
-                            omega=self._solid_angle(airpath), capture=self._capture(diffracted, airpath, every_capture),
+                            omega=self._solid_angle(airpath if every_omega else airpath[:, :1, :1]),
+                            capture=self._capture(diffracted, airpath, every_capture),
                             scattering=xp.permute_dims(q, (1, 2, 3, 4, 0)))
 
     def _positions(self, fast, slow) -> list:

@@ -189,7 +189,8 @@ class Renderer:
         N = pixel x layer x subpixel x source in C order; Miller indices as
         (3, K, N) so that h, k and l are contiguous blocks.
         """
-        geometry = self.pixels.tile(pixel_index, every_capture=self.sim.sampling.oversample_thick)
+        smp = self.sim.sampling
+        geometry = self.pixels.tile(pixel_index, every_capture=smp.oversample_thick, every_omega=smp.oversample_omega)
         omega, capture = geometry.omega, geometry.capture
         P = omega.shape[0]
         keep = self.pixels.resolution_cut(geometry.scattering)

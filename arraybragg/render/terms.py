@@ -117,9 +117,12 @@ class LatticeTerms:
         if self.sim.sampling.water_size == 0.0 and (self.ordered_accumulation or self.interpolation.enabled):
             nonzero = latt_sq != 0
             reached = nonzero if reached is None else reached & nonzero
-        terms = xp.astype(self._structure_factors_sq(hkl, nearest, reached, q_max, start), self.lattice_dtype,
-                          copy=False)
-        terms *= latt_sq
+        if self.table["F"] is None:  # no grid: every F is default_F
+            terms = latt_sq * (self.table["default_F"] ** 2)
+        else:
+            terms = xp.astype(self._structure_factors_sq(hkl, nearest, reached, q_max, start), self.lattice_dtype,
+                              copy=False)
+            terms *= latt_sq
         if keep is not None:
             terms = xp.where(reached, terms, xp.zeros_like(terms))
         return terms, reached
