@@ -36,6 +36,19 @@ def sin_theta_over_lambda(scattering):
     return 0.5 * physics.norm(scattering)
 
 
+def _combination(terms, constant: float):
+    """((t1 c1 + t2 c2) + t3 c3) + constant, skipping the terms whose coefficient is 0 and the multiplications
+    by 1 (a detector along the lab axes needs a third of the work; the result is the same, bit for bit,
+    as adding a zero changes no non-zero sum)."""
+    total = None
+    for array, coefficient in terms:
+        if coefficient == 0.0:
+            continue
+        term = array if coefficient == 1.0 else (-array if coefficient == -1.0 else array * coefficient)
+        total = term if total is None else total + term
+    return constant + (0.0 * terms[0][0] if total is None else total)
+
+
 class PixelGeometry:
     """Geometry of tiles of pixels of one Simulation on one backend (float64)."""
 
@@ -76,8 +89,9 @@ class PixelGeometry:
         Fdet = subpixel * (fast[:, None] * o + a.sub_f[None, :]) + subpixel / 2.0      # (P, S)
         Sdet = subpixel * (slow[:, None] * o + a.sub_s[None, :]) + subpixel / 2.0
         Odet = a.odet_offsets[None, :, None]                                            # (1, T, 1)
-        pos = [Fdet[:, None, :] * float(d.fdet[i]) + Sdet[:, None, :] * float(d.sdet[i])
-               + Odet * float(d.odet[i]) + float(d.pix0[i]) for i in range(3)]
+        shape = (Fdet.shape[0], Odet.shape[1], Fdet.shape[1])
+        pos = [xp.broadcast_to(_combination(((Fdet[:, None, :], float(d.fdet[i])), (Sdet[:, None, :], float(d.sdet[i])),
+                                             (Odet, float(d.odet[i]))), float(d.pix0[i])), shape) for i in range(3)]
         if not d.curved:
             return pos
         stacked = xp.stack(pos, axis=-1)
