@@ -16,7 +16,7 @@ or from nanoBragg's flags: ``ab.Experiment.from_flags("-cell 100 100 100 90 90 9
 The public names are imported on first use (PEP 562), so that tools that need
 only part of the package (``arraybragg-noisify``) do not pay for the rest.
 """
-import importlib
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -29,29 +29,10 @@ _SOURCES = {
     "RenderResult": ".render.renderer", "Renderer": ".render.renderer",
     "Images": ".render.simulator", "Simulator": ".render.simulator",
     "OutputFiles": ".outputs.render_files", "write_files": ".outputs.render_files",
+    # ``arraybragg.render`` is the render stage's package; its function for lab-frame simulations is
+    # ``arraybragg.render.renderer.render``, exported here as ``render_simulation``
+    "render_simulation": (".render.renderer", "render"),
 }
 
 __all__ = sorted(_SOURCES, key=lambda name: (not name[0].isupper(), name))
-
-
-# ``arraybragg.render`` is the render stage's package; its function for lab-frame simulations is
-# ``arraybragg.render.renderer.render``, exported here as ``render_simulation``
-_RENAMED = {"render_simulation": (".render.renderer", "render")}
-__all__ += sorted(_RENAMED)
-
-
-def __getattr__(name):
-    if name in _RENAMED:
-        module, attribute = _RENAMED[name]
-        value = getattr(importlib.import_module(module, __name__), attribute)
-        globals()[name] = value
-        return value
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_SOURCES[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_SOURCES) | set(_RENAMED))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _SOURCES)

@@ -12,7 +12,7 @@ User-unit models (Angstrom, mm, degrees, eV; frozen, validated, ``replace`` for 
 * :mod:`.validation`: the checks of the command line's settings;
 * :mod:`.vectors`, :mod:`.checks`: host-side vector helpers and value checks.
 """
-import importlib
+from ..lazy import lazy_names
 
 # public name -> module; imported on first use, so that ``models.lab`` alone (what a render takes)
 # does not load the user-unit models and their factories
@@ -25,13 +25,4 @@ _SOURCES = {"Beam": ".beam", "Source": ".beam", "Crystal": ".crystal", "CrystalS
 __all__ = sorted(_SOURCES)
 
 
-def __getattr__(name):
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_SOURCES[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_SOURCES))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _SOURCES)
