@@ -28,6 +28,7 @@ from .smv import header_value, read_smv
 RTD = 180.0 * 0.31830988618379067154
 # Photon energy (eV) times wavelength (Angstrom), as nanoBragg uses it.
 EV_ANGSTROM = 12398.42
+DEFAULT_FLUENCE = 125932015286227086360700780544.0   # photons/m^2: nanoBragg's default (fluence r_e^2 = 1)
 
 Vector = tuple[float, float, float]
 
@@ -115,7 +116,7 @@ class Settings:
     roi_ymax: int = -1
     # beam
     lambda0: float = 1.0e-10            # m
-    fluence: float = 125932015286227086360700780544.0   # photons/m^2
+    fluence: float = DEFAULT_FLUENCE   # photons/m^2
     flux: float = 0.0                   # photons/s
     exposure: float = 1.0               # s
     beamsize: float = 1e-4              # m

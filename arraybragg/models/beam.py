@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..io.flags import DEFAULT_FLUENCE, EV_ANGSTROM
 from . import checks
 from .checks import Vector
 from .lab import Beam as LabBeam
 
-DEFAULT_FLUENCE = 125932015286227086360700780544.0   # photons/m^2, nanoBragg's default
-EV_ANGSTROM = 12398.42                               # nanoBragg's hc, eV Angstrom
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from .goniometer import Goniometer
 from .lab import Detector as LabDetector
 from .lab import Sampling as LabSampling
 from .lab import Simulation, StructureFactors
-from .nanobragg import auto_steps
+from .nanobragg import Log, sensor_layers
+from .nanobragg_factories import stated_beam_centre
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,10 @@ def lab_detector(panel: Panel, beam: Beam, convention: Convention) -> LabDetecto
     distance = close / ratio if ratio > 0.0 else close
     Fbeam, Sbeam = (v * 1e-3 for v in panel.beam_centre_mm(beam)) if ratio > 0.0 else (np.nan, np.nan)
     Fclose, Sclose = -float(pix0 @ np.array(panel.fast_axis)), -float(pix0 @ np.array(panel.slow_axis))
-    Xbeam, Ybeam = _stated_beam_centre(convention, Fbeam, Sbeam, px, spixels * px)
-    steps, thick, step = auto_steps(panel.thickness_steps, panel.thickness_mm * 1e-3, -1.0,
-                                    span_for_count_only=0.5e-6, half_for_span_only=True)
-    if thick <= 0.0 or step <= 0.0:
-        steps, thick, step = 1, 0.0, 0.0
-    mu = 1e3 / panel.attenuation_length_mm if panel.attenuation_length_mm else (1.0 / thick if thick > 0 else 0.0)
+    Xbeam, Ybeam = stated_beam_centre(convention, Fbeam, Sbeam, px, spixels * px)
+    length = panel.attenuation_length_mm
+    steps, thick, step, mu = sensor_layers(panel.thickness_steps, panel.thickness_mm * 1e-3, -1.0,
+                                           1e3 / length if length else -1.0, Log())
     return LabDetector(pix0=pix0, fdet=np.array(panel.fast_axis), sdet=np.array(panel.slow_axis), odet=normal,
                        pixel_size=px, fpixels=fpixels, spixels=spixels, distance=distance, close_distance=close,
                        beam_vector=np.array(beam.direction), thickness=thick, thicksteps=steps, thickstep=step,
@@ -89,16 +88,6 @@ def lab_detector(panel: Panel, beam: Beam, convention: Convention) -> LabDetecto
                        dials_origin_mm=np.array([pix0[2], pix0[1], -pix0[0]]) * 1e3,
                        detsize_f=fpixels * px, detsize_s=spixels * px, convention=convention.value,
                        pivot="BEAM")
-
-
-def _stated_beam_centre(convention: Convention, Fbeam: float, Sbeam: float, px: float, detsize_s: float):
-    """nanoBragg's Xbeam/Ybeam of a convention, from the beam spot's fast/slow position."""
-    if convention in (Convention.MOSFLM, Convention.DENZO):
-        shift = 0.5 * px if convention is Convention.MOSFLM else 0.0
-        return Sbeam - shift, Fbeam - shift
-    if convention is Convention.ADXV:
-        return Fbeam, detsize_s - Sbeam
-    return Fbeam, Sbeam
 
 
 @dataclass(frozen=True)

@@ -353,7 +353,8 @@ def build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) -
     dials_origin = 1000.0 * np.array([pix0[2], pix0[1], -pix0[0]])
     log("XDS incident beam: %g %g %g" % (beam @ fdet, beam @ sdet, beam @ odet))
 
-    thicksteps, thick, thickstep, mu = _sensor_layers(s, log)
+    thicksteps, thick, thickstep, mu = sensor_layers(s.detector_thicksteps, s.detector_thick,
+                                                     s.detector_thickstep, s.detector_mu, log)
     return Detector(pix0=pix0, fdet=fdet, sdet=sdet, odet=odet, pixel_size=pixel_size, fpixels=fpixels,
                     spixels=spixels, distance=distance, close_distance=close_distance, beam_vector=beam,
                     curved=bool(s.curved_detector), point_pixel=bool(s.point_pixel), thickness=thick,
@@ -364,11 +365,11 @@ def build_detector(s, log, pixel_size, fpixels, spixels, detsize_f, detsize_s) -
                     convention=convention, pivot=pivot)
 
 
-def _sensor_layers(s, log):
-    """(layers, thickness, layer thickness, mu) of the sensor by nanoBragg's rules (mu defaults to 1/thickness)."""
-    thicksteps, thick, thickstep = auto_steps(s.detector_thicksteps, s.detector_thick, s.detector_thickstep,
-                                              span_for_count_only=0.5e-6, half_for_span_only=True)
-    mu = s.detector_mu
+def sensor_layers(steps: int, thickness: float, step: float, mu: float, log):
+    """(layers, thickness, layer thickness, mu) of the sensor by nanoBragg's rules (unset values < 0;
+    mu defaults to 1/thickness).  Lengths in m."""
+    thicksteps, thick, thickstep = auto_steps(steps, thickness, step, span_for_count_only=0.5e-6,
+                                              half_for_span_only=True)
     if thick > 0.0 and mu < 0.0:
         mu = 1.0 / thick
         log("WARNING: setting detector attenuation depth to %g m" % mu)

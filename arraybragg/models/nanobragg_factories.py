@@ -98,12 +98,19 @@ def _with_beam_centre(settings, convention, pixel, beam_centre_mm, xbeam_ybeam_m
     if beam_centre_mm is None:
         return settings
     f, s = (checks.finite("beam_centre_mm", v) * 1e-3 for v in beam_centre_mm)
+    x, y = stated_beam_centre(convention, f, s, pixel, settings.detsize_s)
+    return replace(settings, Xbeam=x, Ybeam=y)
+
+
+def stated_beam_centre(convention: Convention, Fbeam: float, Sbeam: float, px: float, detsize_s: float):
+    """nanoBragg's Xbeam/Ybeam (m) in a convention's axes for the beam spot at (Fbeam, Sbeam) along fast/slow
+    from the corner of pixel (0, 0): the inverse of the convention's rule in ``nanobragg``."""
     if convention in (Convention.MOSFLM, Convention.DENZO):
-        shift = 0.5 * pixel if convention is Convention.MOSFLM else 0.0
-        return replace(settings, Xbeam=s - shift, Ybeam=f - shift)
+        shift = 0.5 * px if convention is Convention.MOSFLM else 0.0
+        return Sbeam - shift, Fbeam - shift
     if convention is Convention.ADXV:
-        return replace(settings, Xbeam=f, Ybeam=settings.detsize_s - s)
-    return replace(settings, Xbeam=f, Ybeam=s)
+        return Fbeam, detsize_s - Sbeam
+    return Fbeam, Sbeam
 
 
 def panel_from_lab(lab: LabDetector, name: str = "") -> Panel:

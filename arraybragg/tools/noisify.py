@@ -32,6 +32,7 @@ from ..io.smv import header_value, read_smv  # noqa: E402
 from ..response import DetectorResponse, apply_response  # noqa: E402
 from ..response.defects import Defects  # noqa: E402
 from ..response.files import NoisifyHeader, pgm_bytes, smv_bytes, smv_header_bytes  # noqa: E402
+from ..response.model import NOISIFY_FLUENCE  # noqa: E402
 from ..response.psf import PSF  # noqa: E402
 
 PROG = "arraybragg-noisify"
@@ -61,7 +62,7 @@ class NoisifySettings:
     psf_fwhm: float = float(np.float32(46e-6))  # a C float in noisify
     psf_radius: int = 0
     psf_method: str = "direct"
-    fluence: float = 125932015286227086360700780544.0
+    fluence: float = NOISIFY_FLUENCE
     scale: float = 1.0
     gain: float = 1.0
     adc: float = 40.0
