@@ -6,6 +6,7 @@ only places that know which library and which precision a render uses.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,14 @@ import array_api_compat
 from .errors import InputError
 
 __all__ = ["Backend", "DtypePolicy", "get_backend", "get_policy", "array_namespace", "device",
-           "keep_freed_host_memory"]
+           "keep_freed_host_memory", "default_threads"]
+
+
+def default_threads() -> int:
+    """All cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arraybragg.render.renderer import default_threads
+from arraybragg.backend import default_threads
 
 REPO = Path(__file__).resolve().parent.parent
 DTYPES = ("float64", "float32")

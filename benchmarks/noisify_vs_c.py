@@ -8,8 +8,9 @@ The default case is the issue's speed case: sup_full's float image with
 corpus into a scratch directory unless --float names one).  Each round runs the
 C program, then arraybragg-noisify, each in its own scratch directory; the
 rounds alternate so that drift of a shared machine falls on both.  One warm-up
-run of arraybragg-noisify first fills the page cache (and numba's on-disk cache, which is
-used only when the C extension ``arraybragg.response._noiseloop`` was not built).  Reported: the
+run of arraybragg-noisify first fills the page cache and the bytecode caches (Python runs
+without PYTHONDONTWRITEBYTECODE, as an installed package has its .pyc files), and numba's
+on-disk cache, used only when the C extension ``arraybragg.response._noiseloop`` was not built.  Reported: the
 median wall time of each program, their ratio and the median of the rounds' ratios, the
 1-minute load average before and after the rounds (the machine may be shared), and whether
 the three output files of the last round are byte-identical.  Build the C program yourself, e.g.
@@ -40,11 +41,17 @@ def reference_dir() -> Path:
     return Path(os.environ.get("ARRAYBRAGG_REFERENCE", REPO.parent / "shared" / "reference"))
 
 
-def timed_run(command: list[str], workdir: Path) -> float:
+def timed_run(command: list[str], workdir: Path, env=None) -> float:
     """Wall time of one whole process (its output discarded); raises when it fails."""
     start = time.perf_counter()
-    subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - start
+
+
+def python_env() -> dict:
+    """This environment, letting Python cache bytecode as an installed package has it (some
+    machines set PYTHONDONTWRITEBYTECODE, which makes every run compile the modules again)."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
 def float_image(path: str | None, scratch: Path) -> Path:
@@ -76,12 +83,13 @@ def main(argv=None) -> int:
         dirs = {name: scratch / name for name in sides}
         for directory in dirs.values():
             directory.mkdir()
-        timed_run(sides["arraybragg"], dirs["arraybragg"])  # warm-up: the page cache (numba's cache)
+        envs = {"c": None, "arraybragg": python_env()}
+        timed_run(sides["arraybragg"], dirs["arraybragg"], envs["arraybragg"])  # warm-up: page and bytecode caches
         load = [os.getloadavg()[0]]
         times = {name: [] for name in sides}
         for _ in range(options.repeats):
             for name, command in sides.items():
-                times[name].append(timed_run(command, dirs[name]))
+                times[name].append(timed_run(command, dirs[name], envs[name]))
         same = {name: (dirs["c"] / name).read_bytes() == (dirs["arraybragg"] / name).read_bytes()
                 for name in ("int.img", "noise.img", "image.pgm")}
         load.append(os.getloadavg()[0])

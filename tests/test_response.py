@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import array_api_strict
 import numpy as np
@@ -30,7 +32,7 @@ def _c_loop(image, psf: PSF):
     maxwidth = max(height, width)
     radius = psf_module.kernel_radius(psf, float(flat.max()), maxwidth)
     kernel = psf_module.psf_kernel(psf, radius)
-    radii = psf_module._source_radii(np, image, psf, maxwidth).ravel()
+    radii = [psf_module._source_radius(psf, value, maxwidth) if value > 0.0 else 0 for value in flat]
     out = np.zeros(count + 1, dtype=np.float32)
     total_lost = 0.0
     for i in range(count):
@@ -243,15 +245,68 @@ def test_psf_of_rows_as_they_come_equals_whole_image(psf, monkeypatch):
         apply_psf(filling.astype(np.float64), psf, ready=ready)
 
 
-def test_noise_loop_error_reaches_the_caller(monkeypatch):
-    """The noise loop runs in a second thread beside the PSF: its error is raised here, without a hang."""
+@pytest.mark.parametrize("threads", [1, 3])
+def test_noise_loop_error_reaches_the_caller(threads, monkeypatch):
+    """The noise loop runs in a second thread beside the PSF's: its error is raised here, without a hang."""
     def broken(*args, **kwargs):
         raise MemoryError("no room for the counts")
 
     monkeypatch.setattr(streams, "noise_counts", broken)
     response = DetectorResponse(scale=1.0, seed=-3, psf=PSF("gauss", 1.5))
     with pytest.raises(MemoryError, match="no room"):
-        apply_response(_image((20, 20)), response)
+        apply_response(_image((20, 20)), response, threads=threads)
+
+
+def test_psf_threads_take_rows_as_they_come(monkeypatch):
+    """Three threads spreading the rows that a producer hands over one at a time (NaN before):
+    the helpers start once the last row is in, and the sums are those of the whole image."""
+    from arraybragg.response import model
+
+    monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", 40)
+    image = _image((30, 13))
+    image[4, 6] = 3e5
+    filling = np.full(image.shape, np.nan, dtype=np.float32)
+    rows = model._FinishedRows()
+
+    def produce():
+        for row in range(image.shape[0]):
+            time.sleep(0.002)
+            filling[row] = image[row]
+            rows.advance(row + 1)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        blurred = apply_psf(filling, PSF("gauss", 1.5), ready=rows.wait, threads=3)
+    finally:
+        producer.join()
+    assert np.array_equal(blurred, apply_psf(image, PSF("gauss", 1.5)))
+
+
+def test_psf_threads_sum_the_same_image(monkeypatch):
+    """Blocks of rows summed by several threads: the same float32 sums, bit for bit."""
+    monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", 60)
+    image = _image((41, 17), seed=8)
+    image[3, 16], image[30, 2] = 7e5, 4e4
+    psf = PSF("gauss", 1.3)
+    assert np.array_equal(apply_psf(image, psf, threads=4), apply_psf(image, psf, threads=1))
+    assert np.array_equal(apply_psf(image, psf, threads=1), _c_loop(image, psf))
+
+
+@pytest.mark.parametrize("psf, maxwidth", [(PSF("gauss", 1.5), 30), (PSF("gauss", 60.0), 4000),
+                                           (PSF("fiber", 0.8), 40), (PSF("fiber", 1e-9), 5)])
+def test_radius_steps_are_the_c_radius_of_every_value(psf, maxwidth):
+    """The per-source radius comes from a step function of the float32 value found once per image:
+    it equals noisify's formula (libm, C int conversion) on both sides of every step and on
+    values spread over the whole float32 range (NaN radius below 0.01, cap, int overflow)."""
+    bounds, radii = psf_module._radius_steps(psf, maxwidth)
+    assert bounds == sorted(bounds) and bounds[-1] == math.inf and radii[-1] == psf_module._INT_MIN
+    below = [float(np.nextafter(np.float32(b), np.float32(0))) for b in bounds[:-1]]
+    spread = np.exp(np.random.default_rng(2).uniform(-100, 88, 3000)).astype(np.float32)
+    values = [v for v in bounds[:-1] + below + spread.tolist() + [1.4e-45, 3.4028234663852886e38] if v > 0]
+    for value in values:
+        assert radii[sum(b <= value for b in bounds)] == psf_module._source_radius(psf, value, maxwidth), value
+    assert len(set(radii)) > 3
 
 
 def test_adu_casts_as_gcc_on_x86_64():

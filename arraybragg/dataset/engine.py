@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..render.renderer import default_threads
+from ..backend import default_threads
 from . import store
 from .frames import INTEGER_LABELS, Base, build_base, frame_simulation, label_names, render_frame
 from .spec import DatasetSpec

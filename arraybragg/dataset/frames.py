@@ -224,7 +224,7 @@ def render_frame(base: Base, spec: DatasetSpec, index: int, threads: int = 1) ->
     image = Renderer(sim, backend=base.backend, policy=base.dtype, threads=threads).render().image
     noise = None
     if spec.response is not None:
-        noise = apply_response(image, frame_response(sim, spec, labels)).noise_image
+        noise = apply_response(image, frame_response(sim, spec, labels), threads=threads).noise_image
     elif spec.poisson:
         noise = outputs.noise_image(image, -labels["noise_seed"], base.adc_offset, sim.sampling.roi)[0]
     return Frame(index=index, image=image, noise=noise, labels=labels, seconds=time.perf_counter() - start)

@@ -22,16 +22,16 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..backend import Backend, DtypePolicy, get_backend, get_policy, keep_freed_host_memory
+from ..backend import Backend, DtypePolicy, default_threads, get_backend, get_policy, keep_freed_host_memory
 from ..models.lab import Simulation
 from .accumulate import Accumulation
 from .pixels import PixelGeometry
-from .schedule import RenderedPixels, TileOutcome, Workers, default_threads, zeros_float32
+from .schedule import RenderedPixels, TileOutcome, Workers, zeros_float32
 from .staging import orientation_matrices
 from .stats import RenderStats, compute_stats
 from .terms import LatticeTerms
 
-__all__ = ["Renderer", "RenderResult", "RenderStats", "RenderedPixels", "compute_stats", "default_threads",
+__all__ = ["Renderer", "RenderResult", "RenderStats", "RenderedPixels", "compute_stats",
            "orientation_matrices", "render"]
 
 

@@ -6,7 +6,6 @@ result depends on raster order (--c-parity's tricubic switch-off) run in order.
 """
 from __future__ import annotations
 
-import os
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
@@ -27,13 +26,6 @@ def _default_signals() -> None:
     import signal
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-
-
-def default_threads() -> int:
-    """All cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 class RenderedPixels:

@@ -13,6 +13,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #ifndef M_PI /* not in strict C (MSVC without _USE_MATH_DEFINES); math.pi's value */
 #define M_PI 3.14159265358979323846
@@ -84,7 +85,27 @@ static double log_gamma(double x)
     return F32(-shifted + log(2.5066282746310005 * series / x));
 }
 
-static double rejection(double mean, int64_t *ints, double *floats)
+/* log_gamma of whole trials + 1, remembered within one call: the rejection method asks for the
+ * same few values again and again (the same function of the same argument: the same bits). */
+#define MEMO_SIZE 65536
+typedef struct {
+    double value[MEMO_SIZE];
+    unsigned char known[MEMO_SIZE];
+} Memo;
+
+static double trial_log_gamma(double trial, Memo *memo)
+{
+    if (memo == NULL || !(trial < MEMO_SIZE))
+        return log_gamma(F32(trial + 1.0));
+    int slot = (int)trial;
+    if (!memo->known[slot]) {
+        memo->value[slot] = log_gamma(F32(trial + 1.0));
+        memo->known[slot] = 1;
+    }
+    return memo->value[slot];
+}
+
+static double rejection(double mean, int64_t *ints, double *floats, Memo *memo)
 {
     if (mean != floats[2]) {
         floats[2] = mean;
@@ -102,21 +123,21 @@ static double rejection(double mean, int64_t *ints, double *floats)
                 break;
         }
         trial = floor(trial);
-        double exponent = F32(F32(F32(trial * log_mean) - log_gamma(F32(trial + 1.0))) - g);
+        double exponent = F32(F32(F32(trial * log_mean) - trial_log_gamma(trial, memo)) - g);
         double ratio = F32(0.9 * (1.0 + F32(lorentz * lorentz)) * exp(exponent));
         if (!(uniform(0, ints) > ratio))
             return trial;
     }
 }
 
-static double poisson(double mean, int64_t *ints, double *floats)
+static double poisson(double mean, int64_t *ints, double *floats, Memo *memo)
 {
     if (mean > 1.0e6) {
         double root = sqrt(mean);
         return F32(mean + root * gauss(0, ints, floats));
     }
     if (!(mean < 12.0))
-        return rejection(mean, ints, floats);
+        return rejection(mean, ints, floats, memo);
     if (mean != floats[2]) {
         floats[2] = mean;
         floats[3] = F32(exp(-mean));
@@ -132,15 +153,17 @@ static double poisson(double mean, int64_t *ints, double *floats)
 static double run(const float *photons, float *counts, Py_ssize_t size, double flicker,
                   double calibration, int64_t *ints, double *floats, double total)
 {
+    Memo *memo = calloc(1, sizeof(Memo)); /* NULL: every value computed */
     for (Py_ssize_t i = 0; i < size; i++) {
         double mean = (double)photons[i];
         if (flicker > 0.0)
             mean *= 1.0 + flicker * gauss(0, ints, floats);
         if (calibration > 0.0)
             mean *= 1.0 + calibration * gauss(1, ints, floats);
-        counts[i] = (float)poisson(F32(mean), ints, floats);
+        counts[i] = (float)poisson(F32(mean), ints, floats, memo);
         total += (double)counts[i];
     }
+    free(memo);
     return total;
 }
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..io.cformat import c_format_g
 from ..io.smv import HEADER_BYTES, NATIVE_BYTE_ORDER
 
-__all__ = ["NoisifyHeader", "smv_header_bytes", "smv_bytes", "pgm_bytes"]
+__all__ = ["NoisifyHeader", "smv_header_bytes", "smv_parts", "pgm_parts"]
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,15 @@ def smv_header_bytes(fields: NoisifyHeader, bits: int) -> bytes:
     return ("\n".join(lines) + "\n}\f").encode("ascii").ljust(HEADER_BYTES, b" ")
 
 
-def smv_bytes(header: bytes, image: np.ndarray) -> bytes:
-    """A whole SMV file: the header bytes then the pixels (uint16 or uint32, native order)."""
-    return header + np.ascontiguousarray(image).tobytes()
+def smv_parts(header: bytes, image: np.ndarray) -> tuple:
+    """A whole SMV file as the parts to write one after the other: the header bytes, then the
+    pixels (uint16 or uint32, native order) as a contiguous array (no copy when it is one)."""
+    return header, np.ascontiguousarray(image)
 
 
-def pgm_bytes(int16_image: np.ndarray) -> bytes:
-    """noisify's PGM: the 16-bit noiseless image clipped at 255, as binary P5."""
+def pgm_parts(int16_image: np.ndarray) -> tuple:
+    """noisify's PGM (the 16-bit noiseless image clipped at 255, as binary P5) as the parts to
+    write: the header bytes, then the pixels (uint8)."""
     slow, fast = int16_image.shape
     pixels = np.minimum(int16_image, 255).astype(np.uint8)
-    return f"P5\n{fast} {slow}\n# pixels scaled by 1\n255\n".encode("ascii") + pixels.tobytes()
+    return f"P5\n{fast} {slow}\n# pixels scaled by 1\n255\n".encode("ascii"), pixels

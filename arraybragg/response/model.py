@@ -28,7 +28,7 @@ from typing import Optional
 import numpy as np
 from array_api_compat import is_numpy_namespace
 
-from ..backend import array_namespace
+from ..backend import array_namespace, default_threads
 from ..errors import InputError
 from . import streams
 from .defects import Defects
@@ -154,32 +154,36 @@ def to_adu(adu: np.ndarray, bits: int, noiseless: bool = False) -> tuple[np.ndar
     return image, int(np.count_nonzero(high32 if bits == 32 else high16))
 
 
-def _blur(values: np.ndarray, psf: Optional[PSF], like) -> np.ndarray:
+def _blur(values: np.ndarray, psf: Optional[PSF], like, threads: int) -> np.ndarray:
     """The PSF on the namespace/device of ``like`` (the caller's input image)."""
     if psf is None or not psf.fwhm_pixels > 0.0:
         return values
     xp = array_namespace(like)
     if is_numpy_namespace(xp):
-        return apply_psf(values, psf)
+        return apply_psf(values, psf, threads=threads)
     device = getattr(like, "device", None)
-    return _host(apply_psf(xp.asarray(values, device=device), psf))
+    return _host(apply_psf(xp.asarray(values, device=device), psf, threads=threads))
 
 
-def apply_response(float_image, response: DetectorResponse) -> ResponseResult:
-    """Run the whole model on a 2D image (slow, fast) of any array-API namespace."""
+def apply_response(float_image, response: DetectorResponse, threads: Optional[int] = None) -> ResponseResult:
+    """Run the whole model on a 2D image (slow, fast) of any array-API namespace.
+
+    ``threads``: how many threads the PSF's direct sum uses (None: every core); the images
+    do not depend on it."""
+    threads = threads or default_threads()
     host = _host(float_image).astype(np.float32, copy=False)
     if host.ndim != 2:
         raise InputError(f"detector response: image must be 2D, got shape {host.shape}")
-    positive = host[host > 0]  # noisify's running max starts at 0 and skips NaN
     photons = photon_image(host, response)
     if response.defects is not None:
         photons = response.defects.shadow(photons)
     result = ResponseResult(photons=photons, int_image=None,
-                            max_input=float(positive.max()) if positive.size else 0.0)
+                            max_input=float(np.fmax.reduce(host, axis=None, initial=0.0)))  # as noisify's
+    # running max: from 0, skipping NaN
     if response.noise:
-        _noise_stage(result, response, float_image)
+        _noise_stage(result, response, float_image, threads)
     else:
-        result.photons = _blur(result.photons, response.psf, float_image)
+        result.photons = _blur(result.photons, response.psf, float_image, threads)
         _noiseless_images(result, response)
     if response.defects is not None:
         result.int_image = response.defects.mark(result.int_image, response.bits)
@@ -196,7 +200,7 @@ def _noiseless_images(result: ResponseResult, response: DetectorResponse) -> Non
                           else _integers(result.photons, response, 16, noiseless=True)[0])
 
 
-def _noise_stage(result: ResponseResult, response: DetectorResponse, like) -> None:
+def _noise_stage(result: ResponseResult, response: DetectorResponse, like, threads: int) -> None:
     """Steps 2-5: the noiseless images; Poisson counts with flicker and calibration, PSF, gain,
     offset, readout noise."""
     photons, calibration = result.photons, response.calibration
@@ -205,20 +209,43 @@ def _noise_stage(result: ResponseResult, response: DetectorResponse, like) -> No
     draw = (photons, response.flicker, calibration, response.seed, response.calib_seed)
     if _overlapped(response.psf, like):
         counts, stream, result.photons_before_psf = _blurred_counts(
-            draw, response.psf, lambda: _noiseless_images(result, response))
-        result.noise_photons = _sequential_sum(counts)
+            draw, response.psf, lambda: _noiseless_images(result, response), threads)
     else:
         _noiseless_images(result, response)
         counts, stream, result.photons_before_psf = streams.noise_counts(*draw)
-        if response.psf is None:
-            result.noise_photons = result.photons_before_psf
-        else:
-            counts = _blur(counts, response.psf, like)
-            result.noise_photons = _sequential_sum(counts)
+        if response.psf is not None:
+            counts = _blur(counts, response.psf, like, threads)
+    blurred_sum = _beside(_sequential_sum, counts, threads) if response.psf is not None else None
     deviates = None
     if response.readout_noise > 0.0:
         deviates = streams.gauss_array(stream, counts.size).reshape(counts.shape)
     result.noise_image, result.overloads = _integers(counts, response, response.bits, deviates=deviates)
+    result.noise_photons = result.photons_before_psf if blurred_sum is None else blurred_sum()
+
+
+def _beside(function, argument, threads: int):
+    """function(argument) in another thread when ``threads`` > 1: returns a call that waits for its
+    result (or raises its error)."""
+    outcome = {}
+    if threads <= 1:
+        outcome["result"] = function(argument)
+        return lambda: outcome["result"]
+
+    def run():
+        try:
+            outcome["result"] = function(argument)
+        except BaseException as error:  # raised by the waiting call
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="arraybragg-sum", daemon=True)
+    worker.start()
+
+    def wait():
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+    return wait
 
 
 def _overlapped(psf: Optional[PSF], like) -> bool:
@@ -252,10 +279,10 @@ class _FinishedRows:
                 raise self._error
 
 
-def _blurred_counts(draw: tuple, psf: PSF, then) -> tuple[np.ndarray, streams.rng.Ran1Stream, float]:
+def _blurred_counts(draw: tuple, psf: PSF, then, threads: int) -> tuple[np.ndarray, streams.rng.Ran1Stream, float]:
     """The noise loop in a second thread (the compiled loop releases the GIL), then ``then()``
-    there too, and the direct PSF in this one, which spreads each block of rows as soon as the
-    loop has drawn the rows it needs.
+    there too, and the direct PSF on ``threads`` others, which spread each block of rows as soon
+    as the loop has drawn the rows it needs.
 
     The same numbers as one after the other: the loop fills ``counts`` in raster order and
     the PSF only reads finished rows.  Returns (blurred counts, shot stream, counts' sum).
@@ -274,7 +301,7 @@ def _blurred_counts(draw: tuple, psf: PSF, then) -> tuple[np.ndarray, streams.rn
     worker = threading.Thread(target=loop, name="arraybragg-noise-loop", daemon=True)
     worker.start()
     try:
-        blurred = apply_psf(counts, psf, ready=rows.wait)
+        blurred = apply_psf(counts, psf, ready=rows.wait, threads=threads)
     finally:
         worker.join()
     if "error" in outcome:

@@ -22,11 +22,17 @@ no wrap-around, sums rounded differently).  The photons outside the kernel
 disc are added back evenly, so the total is the same.
 
 Images are 2D float arrays (slow, fast) of any array-API namespace; the kernel
-(a few hundred values) is computed on the host with libm, as the C does.
+(a few hundred values) is computed on the host with libm, as the C does.  So is a
+source's radius: noisify's formula depends on the pixel value alone, so it is found
+once per image as a step function of the float32 value (a few bounds) and looked up
+per pixel.  The direct sum spreads blocks of rows on several threads when asked
+(``threads``): blocks write disjoint rows, so the sums are the same.
 """
 from __future__ import annotations
 
 import math
+import struct
+import threading
 from dataclasses import dataclass
 
 from ..backend import array_namespace
@@ -40,6 +46,7 @@ _INT_MIN = -2147483648.0
 _LOG16 = math.log(16)
 _UNREACHED = 2147483647  # reach of no pixel: beyond every squared distance (int32's largest)
 _FLOAT32_MAX = 3.4028234663852886e38  # the brightest finite pixel: its radius bounds every pixel's
+_FLOAT32_MAX_BITS = 0x7F7FFFFF
 _STREAMED_RADIUS = 32  # the largest such bound for which apply_psf(ready=...) starts before all rows are in
 
 
@@ -123,44 +130,84 @@ def kernel_radius(psf: PSF, max_value: float, maxwidth: int) -> int:
     return min(radius, maxwidth)
 
 
-def _source_radii(xp, image, psf: PSF, maxwidth: int):
-    """Spreading radius of every source pixel (float64; INT_MIN where the C's int is invalid)."""
+def _radius_core(psf: PSF, value: float) -> float:
+    """noisify's radius of a source of ``value`` > 0 before ``1 + ceil``, in libm's double
+    arithmetic (NaN where the logarithm is negative: values below 0.01 for a Gaussian)."""
+    lost = math.sqrt(value) / _PHOTON_LOSS_FACTOR
+    if psf.kind == "gauss":
+        spread = -math.log(lost / value) / _LOG16
+        return math.sqrt(spread) * psf.fwhm_pixels if spread >= 0.0 else math.nan
+    return psf.g * (value / lost)
+
+
+def _source_radius(psf: PSF, value: float, maxwidth: int) -> int:
+    """Spreading radius of a source pixel of ``value`` > 0 as noisify gives it (INT_MIN: none)."""
     if psf.radius != 0:
-        return xp.full(image.shape, float(min(psf.radius, maxwidth)), dtype=xp.float64)
-    values = xp.astype(image, xp.float64)
-    safe = xp.where(values > 0.0, values, 1.0)
-    lost = xp.sqrt(safe) / _PHOTON_LOSS_FACTOR
-    if psf.kind == "gauss":
-        radius = 1.0 + xp.ceil(xp.sqrt(-xp.log(lost / safe) / _LOG16) * psf.fwhm_pixels)
-    else:
-        radius = 1.0 + xp.ceil(psf.g * (safe / lost))
-    valid = (radius > -2147483649.0) & (radius < 2147483648.0)  # False for NaN
-    radius = xp.where(valid, xp.trunc(xp.where(valid, radius, 0.0)), _INT_MIN)
-    radius = xp.where(radius == 0.0, 1.0, radius)
-    return xp.where(radius > maxwidth, float(maxwidth), radius)
+        return min(psf.radius, maxwidth)
+    core = _radius_core(psf, value)
+    radius = _c_int(1.0 + math.ceil(core)) if math.isfinite(core) else int(_INT_MIN)
+    return min(radius or 1, maxwidth)
 
 
-def _lost_photons(xp, image, radii, psf: PSF):
-    """Photons each source pixel sends beyond its radius (0 for pixels <= 0), float64."""
-    values = xp.astype(image, xp.float64)
+def _float32(bits: int) -> float:
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
+
+
+def _radius_steps(psf: PSF, maxwidth: int, top: float = _FLOAT32_MAX) -> tuple[list, list]:
+    """The source radius as a step function of a float32 value > 0: (bounds, radii), the value
+    v having radii[number of bounds <= v], for values up to ``top`` (and +inf).
+
+    Found by bisection over the float32 values in order: below the Gaussian's NaN region
+    (no radius), the radius never decreases, up to the cap, and beyond C's int range it has
+    none again; +inf has none.
+    """
+    def key(bits: int) -> int:  # non-decreasing in bits over the finite positive float32 values
+        value = _float32(bits)
+        radius = _source_radius(psf, value, maxwidth)
+        if radius != _INT_MIN:
+            return radius
+        return -1 if math.isnan(_radius_core(psf, value)) else maxwidth + 1
+
+    low, high = 1, min(struct.unpack("<I", struct.pack("<f", min(top, _FLOAT32_MAX)))[0], _FLOAT32_MAX_BITS)
+    bounds, radii = [], [_source_radius(psf, _float32(low), maxwidth)]
+    current, last = key(low), key(high)
+    while current < last:
+        below, above = low, high  # key(below) == current < key(above)
+        while above - below > 1:
+            middle = (below + above) // 2
+            below, above = (below, middle) if key(middle) > current else (middle, above)
+        low, current = above, key(above)
+        bounds.append(_float32(low))
+        radii.append(_source_radius(psf, bounds[-1], maxwidth))
+    return bounds + [math.inf], radii + [int(_INT_MIN)]
+
+
+def _radius_table(xp, psf: PSF, limits: tuple, squares, device) -> dict:
+    """Device tables of the step function, from the smallest positive value on (below: not a
+    source): bounds (float32), reach (squared radius, -1 for none) and the per-radius loss factor
+    (Gaussian: exp(-log 16 (r / fwhm)^2); fibre: sqrt(g^2 + r^2)).  ``limits``: (maxwidth, the
+    brightest value of the image)."""
+    bounds, radii = _radius_steps(psf, *limits) if psf.radius == 0 else ([], [min(psf.radius, limits[0])])
+    bounds, radii = [_float32(1)] + bounds, [int(_INT_MIN)] + radii
     if psf.kind == "gauss":
-        scaled = radii / psf.fwhm_pixels
-        lost = values * xp.exp(-_LOG16 * (scaled * scaled))
+        loss = [math.exp(-_LOG16 * ((r / psf.fwhm_pixels) * (r / psf.fwhm_pixels))) for r in radii]
     else:
-        g = psf.g
-        lost = values * g / xp.sqrt(g * g + radii * radii)
-    return xp.where(values > 0.0, lost, 0.0)
+        loss = [math.sqrt(psf.g * psf.g + float(r) * float(r)) for r in radii]
+    return {"bounds": bounds,
+            "reach": xp.asarray([r * r if r >= 0 else -1 for r in radii], dtype=squares, device=device),
+            "loss": xp.asarray(loss, dtype=xp.float64, device=device)}
 
 
 def _running_total(xp, values, start: float = 0.0) -> float:
-    """``start`` plus a flat float64 array added one value at a time (sequential on NumPy)."""
+    """``start`` plus a flat float64 array (changed in place) added one value at a time (sequential
+    on NumPy)."""
     if values.shape[0] == 0:
         return start
-    first = xp.asarray([start], dtype=xp.float64, device=getattr(values, "device", None))
-    return float(xp.cumulative_sum(xp.concat([first, values]))[-1])
+    values[0] = values[0] + start
+    return float(xp.cumulative_sum(values)[-1])
 
 
-def apply_psf(image, psf: PSF, ready=None):
+def apply_psf(image, psf: PSF, ready=None, threads: int = 1):
     """Blurred copy (float32, same shape and namespace) of a 2D photon image, as noisify's apply_psf.
 
     ``ready(rows)``, for an image that another thread is still filling row by row
@@ -169,6 +216,7 @@ def apply_psf(image, psf: PSF, ready=None):
     sources are there (with the kernel of the largest radius any float32 pixel
     could have, offsets beyond the sources' reach being skipped anyway), unless
     that radius is over _STREAMED_RADIUS (fibre PSFs): then it waits for all rows.
+    ``threads``: the direct sum spreads that many blocks at once (the result is the same).
     """
     xp = array_namespace(image)
     if ready is not None and image.dtype != xp.float32:
@@ -182,23 +230,28 @@ def apply_psf(image, psf: PSF, ready=None):
     streamed = ready is not None and psf.method == "direct" and (psf.radius > 0 or 0 < radius <= _STREAMED_RADIUS)
     if ready is not None and not streamed:
         ready(height)
+    top = _FLOAT32_MAX if streamed else float(xp.max(xp.where(image > 0.0, image, 0.0)))  # brightest pixel
     if not streamed:
-        radius = _cached_radius(psf, float(xp.max(xp.where(image > 0.0, image, 0.0))), maxwidth)
+        radius = _cached_radius(psf, top, maxwidth)
     if radius == 0:
         return xp.zeros_like(image)  # noisify: "no photons, PSF skipped" (an empty image)
     kernel = psf_kernel(psf, radius)
     if psf.method == "fft":
         return _fft_blur(xp, image, kernel, radius)
-    out, share, most, brightest = _direct_sum(xp, image, psf, kernel, ready if streamed else None)
+    out, share, most, brightest = _direct_sum(xp, image, psf, kernel, ready if streamed else None, threads, top)
     if streamed:
         radius = _cached_radius(psf, brightest, maxwidth)
         if radius == 0:
             return xp.zeros_like(image)
         if most > radius * radius:  # a source reaches beyond the kernel noisify caches (rounding): as noisify
-            return apply_psf(image, psf)
-    for top in range(0, height, _block_rows(width)):  # the lost photons, spread evenly (in double)
-        rows = slice(top, min(top + _block_rows(width), height))
+            return apply_psf(image, psf, threads=threads)
+    step = _block_rows(width)
+
+    def add_share(first: int) -> None:  # the lost photons, spread evenly (in double)
+        rows = slice(first, min(first + step, height))
         out[rows, :] = xp.astype(xp.astype(out[rows, :], xp.float64) + share, xp.float32)
+
+    _each(add_share, range(0, height, step), threads)
     return out
 
 
@@ -230,7 +283,7 @@ def _block_rows(width: int) -> int:
     return max(1, _BLOCK_PIXELS // width)
 
 
-def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None):
+def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None, threads: int = 1, top: float = _FLOAT32_MAX):
     """noisify's spreading loop, vectorised per block of output rows and kernel offset (float32).
 
     Returns (the sums, the lost photons' share of each pixel, the largest squared reach, the
@@ -240,52 +293,96 @@ def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None):
     order of every pixel's other terms unchanged.  Offsets every source near the
     block reaches take the values as they are; the others take the values of the
     sources that reach them (0 elsewhere), made once per block and ring.  Sources
-    are prepared by blocks of rows too, as they become ready.  No temporary is larger
-    than a block's rows: the image's float64 copies would cost fresh memory pages.
+    are prepared by blocks of rows too, as they become ready, in raster order.  No
+    temporary is larger than a block's rows: the image's float64 copies would cost
+    fresh memory pages.  Blocks write disjoint rows, so ``threads`` threads sum them at
+    once (array operations release the GIL); the sources are prepared under a lock.  With
+    ``ready``, the helper threads start once the last row is ready.
     """
     height, width = image.shape
     device = getattr(image, "device", None)
     squares = xp.int32 if max(height, width) ** 2 < _UNREACHED else xp.int64
     # per pixel: the squared spreading radius (radii are whole); -1: not a source (<= 0, NaN, no valid radius)
-    state = {"reach": xp.full(image.shape, -1, dtype=squares, device=device), "lost": 0.0, "rows": 0,
+    state = {"reach": xp.empty(image.shape, dtype=squares, device=device), "lost": 0.0, "rows": 0,
              "brightest": 0.0,
              "most": xp.full((height,), -1, dtype=squares, device=device),
-             "least": xp.full((height,), _UNREACHED, dtype=squares, device=device)}
+             "least": xp.full((height,), _UNREACHED, dtype=squares, device=device),
+             "table": _radius_table(xp, psf, (max(height, width), top), squares, device)}
     out = xp.zeros((height, width), dtype=xp.float32, device=device)
     offsets = [(dy, dx, xp.asarray(value, dtype=xp.float64, device=device), dx * dx + dy * dy)
                for (dy, dx), value in _offset_order(kernel, width)]  # float32 * float64 value: double
-    low = min((dy for dy, _, _, _ in offsets), default=0)
-    high = max((dy for dy, _, _, _ in offsets), default=0) + 1  # + 1: the wrap to the next row
-    rows = _block_rows(width)
-    for top in range(0, height, rows):
+    reach = (min((dy for dy, _, _, _ in offsets), default=0),
+             max((dy for dy, _, _, _ in offsets), default=0) + 1)  # + 1: the wrap to the next row
+    rows, lock = _block_rows(width), threading.Lock()
+
+    def block_sum(top: int) -> None:
         block = (top, min(top + rows, height))
-        near = (max(0, top - high), max(0, min(height, block[1] - low)))  # the block's source rows
-        while state["rows"] < max(near[1], block[1]):
-            _prepare_rows(xp, image, psf, state, min(height, state["rows"] + rows), ready)
+        near = (max(0, top - reach[1]), max(0, min(height, block[1] - reach[0])))  # the block's source rows
+        with lock:
+            while state["rows"] < max(near[1], block[1]):
+                _prepare_rows(xp, image, psf, state, min(height, state["rows"] + rows), ready)
         if near[0] < near[1]:
             bounds = (int(xp.max(state["most"][near[0]:near[1]])), int(xp.min(state["least"][near[0]:near[1]])))
             _sum_block(xp, (image, state["reach"], out), offsets, block, near, bounds)
+
+    # helpers join once every source is in: before, the producer of the rows needs the other core
+    _each(block_sum, range(0, height, rows), threads, None if ready is None else (lambda: ready(height)))
     return out, state["lost"] / (height * width), int(xp.max(state["most"])), state["brightest"]
 
 
-def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:
-    """Radii, reach and lost photons of the sources of rows state["rows"]:stop (waiting for them).
+def _each(work, items, threads: int, gate=None) -> None:
+    """work(item) for every item, the items taken in order by this thread and ``threads`` - 1
+    helpers; each helper first calls ``gate()`` (when given).  The first error stops the taking
+    and is raised here."""
+    pending, lock, errors = iter(items), threading.Lock(), []
 
-    Only pixels > 0 are sources; their lost photons are added in raster order (the
+    def take():
+        with lock:
+            return None if errors else next(pending, None)
+
+    def worker(first=None):
+        try:
+            if first is not None:
+                first()
+            while (item := take()) is not None:
+                work(item)
+        except BaseException as error:
+            errors.append(error)
+
+    helpers = [threading.Thread(target=worker, args=(gate,), name="arraybragg-psf", daemon=True)
+               for _ in range(threads - 1)]
+    for thread in helpers:
+        thread.start()
+    worker()
+    for thread in helpers:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:
+    """Reach and lost photons of the sources of rows state["rows"]:stop (waiting for them).
+
+    Only pixels > 0 are sources; the lost photons are added in raster order (the
     others lose none, and adding 0.0 to the running total changes nothing).
     """
     if ready is not None:
         ready(stop)
     rows = slice(state["rows"], stop)
     chunk = image[rows, :]
-    positive = chunk > 0.0
-    sources = chunk[positive]
-    if sources.shape[0]:
-        state["brightest"] = max(state["brightest"], float(xp.max(sources)))
-    radii = _source_radii(xp, sources, psf, max(image.shape))
-    state["lost"] = _running_total(xp, _lost_photons(xp, sources, radii, psf), state["lost"])
-    reach = xp.full(chunk.shape, -1, dtype=state["reach"].dtype, device=getattr(image, "device", None))
-    reach[positive] = xp.astype(xp.where(radii >= 0.0, radii * radii, -1.0), reach.dtype)
+    table, positive = state["table"], chunk > 0.0
+    brightest = float(xp.max(xp.where(positive, chunk, 0.0)))
+    state["brightest"] = max(state["brightest"], brightest)
+    index = xp.zeros(chunk.shape, dtype=xp.int32, device=getattr(chunk, "device", None))
+    for bound in table["bounds"]:  # the step of each pixel: the bounds it reaches (none: NaN, <= 0)
+        if bound > brightest:
+            break
+        index += xp.astype(chunk >= bound, xp.int32)
+    index = xp.reshape(index, (-1,))
+    values, factor = xp.astype(chunk, xp.float64), xp.reshape(xp.take(table["loss"], index), chunk.shape)
+    lost = values * factor if psf.kind == "gauss" else values * psf.g / factor
+    state["lost"] = _running_total(xp, xp.reshape(xp.where(positive, lost, 0.0), (-1,)), state["lost"])
+    reach = xp.reshape(xp.take(table["reach"], index), chunk.shape)
     state["reach"][rows, :] = reach
     state["most"][rows] = xp.max(reach, axis=1)
     state["least"][rows] = xp.min(xp.where(chunk == 0.0, _UNREACHED, reach), axis=1)  # a zero adds zeros
@@ -293,62 +390,97 @@ def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:
 
 
 def _sum_block(xp, arrays, offsets, block, near, bounds):
-    """Every offset onto one block of output rows; ``bounds``: the most and least reach of its sources."""
+    """Every offset onto one block of output rows; ``bounds``: the most and least reach of its sources.
+
+    The sources are the near rows padded with zero columns, so that an offset can read a
+    slice as wide as the image (a source beyond the edge adds 0.0, which changes no sum):
+    the block's sums are then a new array, with no copy back.  A ring whose sources lie in
+    a narrower window of columns is added to that window only.
+    """
     image, reach, out = arrays
     most, least = bounds
-    rings = {}
+    width = out.shape[1]
+    pad = min(width, max((abs(dx) for _, dx, _, _ in offsets), default=0))
+    padded = (_padded(xp, image[near[0]:near[1], :], pad, 0.0), _padded(xp, reach[near[0]:near[1], :], pad, -1))
+    everywhere = (padded[0], (-pad, width + pad))
+    sums, rings = out[block[0]:block[1], :], {}
     for dy, dx, value, distance in offsets:
         if distance > most:
             continue
-        if distance <= least:
-            sources = (image, 0, (0, image.shape[1]))
-        else:
-            sources = _ring(xp, image, reach, near, distance, rings)
-        _spread(xp, out, sources, block, (dy, dx, value))
+        array, window = everywhere if distance <= least else _ring(xp, padded, pad, distance, rings)
+        sums = _spread(xp, sums, (array, near[0], pad, window), block, (dy, dx, value))
+    out[block[0]:block[1], :] = sums
 
 
-def _ring(xp, values, reach, near, distance, rings):
-    """Sources of the near rows that reach ``distance``, cached per ring: (values there, else 0;
-    first row; columns (first, stop) outside which every value is 0)."""
+def _padded(xp, rows, pad: int, fill):
+    """``rows`` with ``pad`` columns of ``fill`` on each side."""
+    padded = xp.full((rows.shape[0], rows.shape[1] + 2 * pad), fill, dtype=rows.dtype,
+                     device=getattr(rows, "device", None))
+    padded[:, pad:pad + rows.shape[1]] = rows
+    return padded
+
+
+# A ring's sources are added over the window of columns holding them when it is narrower than
+# this part of the image (else over whole rows, which need no copy back: fewer passes).
+_WINDOW_SHARE = 0.75
+
+
+def _ring(xp, padded, pad: int, distance: int, rings: dict):
+    """The padded sources that reach ``distance`` (0.0 elsewhere) and the image columns (start,
+    stop) outside which they are 0, cached per ring."""
     # reach >= distance <=> reach >= ring^2 (reach is a square, or -1 for a non-source)
     ring = math.isqrt(distance - 1) + 1 if distance > 0 else 0
     if ring not in rings:
-        rows = slice(near[0], near[1])
-        reaching = reach[rows, :] >= ring * ring
+        values, reach = padded
+        reaching = reach >= ring * ring
         columns = xp.nonzero(xp.any(reaching, axis=0))[0]
-        window = (int(columns[0]), int(columns[-1]) + 1) if columns.shape[0] else (0, 0)
-        rings[ring] = (xp.where(reaching, values[rows, :], 0.0), near[0], window)
+        window = (int(columns[0]) - pad, int(columns[-1]) + 1 - pad) if columns.shape[0] else (0, 0)
+        width = values.shape[1] - 2 * pad
+        if window[1] - window[0] > _WINDOW_SHARE * width:
+            window = (-pad, width + pad)
+        rings[ring] = (xp.where(reaching, values, 0.0), window)
     return rings[ring]
 
 
-def _add_terms(xp, out, target, sources, source, value):
-    """out[target] += sources[source] * value, each sum rounded to float32 (C: float += double)."""
-    terms = sources[source] * value
-    terms += out[target]  # float32 promoted to float64: the C's float + double
-    out[target] = xp.astype(terms, xp.float32)
+def _add_terms(xp, sums, targets, sources, value):
+    """sums[targets] plus sources * value, each sum rounded to float32 (C: float += double).
+
+    Returns the sums: a new array when the terms cover them all, else updated in place."""
+    terms = sources * value
+    if terms.shape == sums.shape:
+        terms += sums  # float32 promoted to float64: the C's float + double
+        return xp.astype(terms, xp.float32)
+    terms += sums[targets]
+    sums[targets] = xp.astype(terms, xp.float32)
+    return sums
 
 
-def _spread(xp, out, sources, block, offset):
-    """One kernel offset (dy, dx) onto output rows block = (first, stop).
+def _spread(xp, sums, sources, block, offset):
+    """One kernel offset (dy, dx) onto the block's sums (image rows block = (first, stop)).
 
-    Sources (an array, the image row of its first row, the columns outside which
-    it is 0) land at (y0 + dy, x0 + dx) when 0 <= x0 + dx < width; noisify also
-    lets x0 + dx = width through, which lands on (y0 + dy + 1, 0): the second part.
+    Sources (padded rows, the image row of their first row, the padding, the image columns
+    outside which they are 0) land at (y0 + dy, x0 + dx) when 0 <= x0 + dx < width;
+    noisify also lets x0 + dx = width through, which lands on (y0 + dy + 1, 0): the
+    second part.
     """
-    height, width = out.shape
+    width = sums.shape[1]
     dy, dx, value = offset
-    array, shift, (start, end) = sources
-    dy += shift  # rows of the source array = image rows - shift
-    first, stop = max(block[0], dy), min(block[1], height + dy - shift)  # target rows with a source row
-    left, right = max(0, dx, start + dx), min(width, width + dx, end + dx)
-    if first < stop and left < right:
-        _add_terms(xp, out, (slice(first, stop), slice(left, right)), array,
-                   (slice(first - dy, stop - dy), slice(left - dx, right - dx)), value)
-    if 1 <= dx <= width and start <= width - dx < end:  # wrap: from (y, width - dx) to (y + dy + 1, 0)
-        first, stop = max(block[0], dy + 1, 1), min(block[1], height + dy - shift + 1)
-        if first < stop:
-            _add_terms(xp, out, (slice(first, stop), slice(0, 1)), array,
-                       (slice(first - dy - 1, stop - dy - 1), slice(width - dx, width - dx + 1)), value)
+    array, top, pad, (start, end) = sources
+
+    def rows(shift, lowest=0):  # block rows whose source row (y - shift) is in the array
+        first, stop = max(block[0], top + shift, lowest), min(block[1], top + array.shape[0] + shift)
+        return slice(first - block[0], stop - block[0]), slice(first - shift - top, stop - shift - top)
+
+    targets, source_rows = rows(dy)
+    left, right = max(0, start + dx), min(width, end + dx)
+    if targets.start < targets.stop and left < right:
+        sums = _add_terms(xp, sums, (targets, slice(left, right)),
+                          array[source_rows, left - dx + pad:right - dx + pad], value)
+    targets, source_rows = rows(dy + 1, 1)  # the C's test y0 + dy >= 0 keeps the wrap off row 0
+    column = pad + width - dx
+    if 1 <= dx <= width and start <= width - dx < end and targets.start < targets.stop:
+        sums = _add_terms(xp, sums, (targets, slice(0, 1)), array[source_rows, column:column + 1], value)
+    return sums
 
 
 def _fast_length(n: int) -> int:

@@ -12,6 +12,7 @@ import math
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -22,8 +23,11 @@ if "numpy" not in sys.modules:  # this module is the program (python -m, or the 
     # of system time against 0.2 s with small pages (docs/benchmarks.md).  NumPy reads this when it
     # is imported; a value already set is kept.
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    # NumPy's OpenBLAS starts a thread per core at import, and each spins for a while waiting for
+    # work: ~0.1 s of CPU taken from the noise loop and the PSF here, which make no BLAS calls.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402  (after the setting above)
+import numpy as np  # noqa: E402  (after the settings above)
 
 from ..backend import keep_freed_host_memory  # noqa: E402
 from ..errors import InputError, report_failures  # noqa: E402
@@ -31,7 +35,7 @@ from ..io.files import StagedOutputs  # noqa: E402
 from ..io.smv import header_value, read_smv  # noqa: E402
 from ..response import DetectorResponse, apply_response  # noqa: E402
 from ..response.defects import Defects  # noqa: E402
-from ..response.files import NoisifyHeader, pgm_bytes, smv_bytes, smv_header_bytes  # noqa: E402
+from ..response.files import NoisifyHeader, pgm_parts, smv_header_bytes, smv_parts  # noqa: E402
 from ..response.model import NOISIFY_FLUENCE  # noqa: E402
 from ..response.psf import PSF  # noqa: E402
 
@@ -301,13 +305,30 @@ def response_of(settings: NoisifySettings, frame: Frame) -> DetectorResponse:
         calib_seed=settings.calib_seed, psf=psf, noise=noise, bits=settings.bits, defects=defects)
 
 
-def _write_all(files: list[tuple[str, bytes]]) -> None:
-    """Write every file or none (``io.files.StagedOutputs``), a failure reported as bad input naming the file."""
+def _write_all(files: list[tuple[str, tuple]]) -> None:
+    """Write every file (path, its parts) or none (``io.files.StagedOutputs``), each in its own
+    thread (the copies into the page cache overlap); a failure is reported as bad input naming
+    the file."""
+    failures = []
+
+    def write(path: str, temporary: str, parts: tuple) -> None:
+        try:
+            with open(temporary, "wb") as stream:
+                for part in parts:
+                    stream.write(part)
+        except OSError as exc:
+            failures.append(f"{path}: cannot write ({exc.strerror or exc})")
+
     try:
         with StagedOutputs() as staged:
-            for path, data in files:
-                with open(staged.stage(path), "wb") as stream:
-                    stream.write(data)
+            writers = [threading.Thread(target=write, args=(path, staged.stage(path), parts))
+                       for path, parts in files]
+            for writer in writers:
+                writer.start()
+            for writer in writers:
+                writer.join()
+            if failures:
+                raise InputError(failures[0])
     except OSError as exc:
         raise InputError(f"{exc.filename}: cannot write ({exc.strerror or exc})") from None
 
@@ -345,16 +366,16 @@ def run(argv: Sequence[str], out=None) -> int:
     log.append("maximum value in input file: %g ( %g on photon scale)" % (
         result.max_input, result.max_input * settings.scale * settings.fluence * 7.94079248018965e-30))
     header = frame.header or smv_header_bytes(frame.fields, settings.bits)
-    files = [(settings.intfile, smv_bytes(header, result.int_image))]
+    files = [(settings.intfile, smv_parts(header, result.int_image))]
     log.append("writing %s as %d %d-byte integers" % (settings.intfile, frame.image.size, settings.bits // 8))
     if settings.write_pgm:
-        files.append((settings.pgmfile, pgm_bytes(result.int16_image)))
+        files.append((settings.pgmfile, pgm_parts(result.int16_image)))
         log.append("writing %s as 1-byte integers" % settings.pgmfile)
     if settings.noise:
         if response.psf is not None:
             log.append("%.0f photons on noise image before PSF" % result.photons_before_psf)
         log.append("%.0f photons on noise image (%d overloads)" % (result.noise_photons, result.overloads))
-        files.append((settings.noisefile, smv_bytes(header, result.noise_image)))
+        files.append((settings.noisefile, smv_parts(header, result.noise_image)))
         log.append("writing %s as %d-byte integers" % (settings.noisefile, settings.bits // 8))
     _write_all(files)
     out.write("\n".join(log) + "\n")
