@@ -9,14 +9,18 @@ import warnings
 from typing import Optional, Sequence
 
 from . import __version__
-from .io import flags
-from .render import progress
-from .errors import InputError, report_failures
-from .io.files import StagedOutputs
-from .outputs.render_files import OutputFiles, write_files
-from .render.renderer import Renderer
-from .models.nanobragg import build_simulation
-from .models.validation import check_image
+from .process import before_numpy
+
+before_numpy()
+
+from .io import flags  # noqa: E402  (after the process settings)
+from .render import progress  # noqa: E402
+from .errors import InputError, report_failures  # noqa: E402
+from .io.files import StagedOutputs  # noqa: E402
+from .outputs.render_files import OutputFiles, write_files  # noqa: E402
+from .render.renderer import Renderer  # noqa: E402
+from .models.nanobragg import build_simulation  # noqa: E402
+from .models.validation import check_image  # noqa: E402
 
 
 _OUTPUT_FLAGS = (("-floatfile", "floatfilename", None), ("-intfile", "intfilename", None),

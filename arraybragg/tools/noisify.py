@@ -17,15 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-if "numpy" not in sys.modules:  # this module is the program (python -m, or the console script)
-    # NumPy asks for transparent huge pages for every array over 4 MB.  This one-second process
-    # fills ~200 MB of fresh arrays once, and here the kernel's huge-page faults cost it 0.2-0.4 s
-    # of system time against 0.2 s with small pages (docs/benchmarks.md).  NumPy reads this when it
-    # is imported; a value already set is kept.
-    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
-    # NumPy's OpenBLAS starts a thread per core at import, and each spins for a while waiting for
-    # work: ~0.1 s of CPU taken from the noise loop and the PSF here, which make no BLAS calls.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from ..process import before_numpy
+
+# NumPy asks for transparent huge pages for every array over 4 MB.  This one-second process fills
+# ~200 MB of fresh arrays once, and here the kernel's huge-page faults cost it 0.2-0.4 s of system
+# time against 0.2 s with small pages (docs/benchmarks.md).
+before_numpy(huge_pages=False)
 
 import numpy as np  # noqa: E402  (after the settings above)
 
