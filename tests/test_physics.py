@@ -106,6 +106,59 @@ def test_sin_pi_polynomial_matches_libm(backend):
     assert zero[0] == 0.0
 
 
+def test_cos_pi_polynomial_matches_libm(backend):
+    from arraybragg.physics import lattice
+    t = np.linspace(-0.5, 0.5, 40001)
+    values = host(backend, lattice.cos_pi(arr(backend, t)))
+    assert np.max(np.abs(values - np.array([math.cos(math.pi * v) for v in t]))) < 1e-15
+    assert host(backend, lattice.cos_pi(arr(backend, [0.0])))[0] == 1.0
+
+
+def test_chebyshev_grating_terms():
+    """sin(N x)/sin(x) = U_{N-1}(cos x): U_1 = 2c, U_2 = 4c^2 - 1, U_3 = 8c^3 - 4c, U_4 = 16c^4 - 12c^2 + 1."""
+    from arraybragg.physics.lattice import chebyshev_grating_terms
+    assert chebyshev_grating_terms(2) == ((2,), True)
+    assert chebyshev_grating_terms(3) == ((-1, 4), False)
+    assert chebyshev_grating_terms(4) == ((-4, 8), True)
+    assert chebyshev_grating_terms(5) == ((1, -12, 16), False)
+    for N in range(2, 13):
+        terms, odd = chebyshev_grating_terms(N)
+        for x in (0.3, 1.1, 2.0):
+            c = math.cos(x)
+            value = sum(a * c ** (2 * k) for k, a in enumerate(terms)) * (c if odd else 1.0)
+            assert value == pytest.approx(math.sin(N * x) / math.sin(x), rel=1e-12)
+
+
+@pytest.mark.parametrize("Ns", [(2, 3, 5), (10, 10, 10), (12, 7, 4), (5, 1, 5)])
+def test_lattice_factor_chebyshev_form_is_the_ratio(backend, Ns, monkeypatch):
+    """Whole N up to 12 in float64 take U_{N-1}(cos pi d): within 1e-10 of the reduced sine ratio
+    (relative, floor 1e-12 of the peak), N^2 per axis at exact lattice points; N = 13 or a fractional N
+    take the ratio itself."""
+    from arraybragg.physics import lattice
+    h = np.random.default_rng(sum(Ns)).uniform(-60.0, 60.0, (3, 4000))
+    h[:, :3] = [[7.0, -3.0, 0.0], [2.0, 5.0, -1.0], [0.0, 4.0, 9.0]]  # exact lattice points
+    nearest = np.ceil(h - 0.5)
+    params = {"N": Ns, "shape": "SQUARE"}
+
+    def factor():
+        return host(backend, physics.lattice_factor_sq(arr(backend, h), arr(backend, nearest), params,
+                                                       backend.xp.float64, True))
+
+    chebyshev = factor()
+    monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", 0)
+    ratio = factor()
+    peak = float(np.prod(np.square(Ns)))
+    assert np.max(np.abs(chebyshev - ratio) / np.maximum(ratio, 1e-12 * peak)) < 1e-10
+    np.testing.assert_array_equal(chebyshev[:3], peak)
+    monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", 12)
+    for other in ((13, 5, 5), (5.5, 5, 5)):
+        params["N"] = other
+        with_limit = factor()
+        monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", 0)
+        np.testing.assert_array_equal(with_limit, factor())
+        monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", 12)
+
+
 def test_sin_pi_library_path(backend):
     t = np.array([0.25, -0.5, 1 / 6])
     values = host(backend, physics.sin_pi(arr(backend, t), polynomial=False))

@@ -39,6 +39,64 @@ def sin_pi(t, polynomial: bool):
     return acc
 
 
+# cos(pi t) = 1 + u q(u) with u = t^2 for |t| <= 1/2: q of degree 7 fitted to (cos(pi sqrt(u)) - 1) / u at
+# 600 Chebyshev nodes of u in [0, 1/4] (numpy.polynomial.chebyshev, values from mpmath), absolute error
+# below 5e-16; exactly 1 at t = 0.
+_COS_PI_COEFFS = (-4.934802200544679, 4.058712126416673, -1.335262768849728, 0.23533063026000509,
+                  -0.025806890228471883, 0.0019295653793863186, -0.0001045943508514244, 4.182870699167193e-06)
+
+
+def cos_pi(t):
+    """cos(pi t) for |t| <= 1/2 by a polynomial (absolute error below 5e-16; 1 at t = 0)."""
+    u = t * t
+    acc = u * _COS_PI_COEFFS[-1]
+    for coeff in _COS_PI_COEFFS[-2::-1]:
+        acc += coeff
+        acc *= u
+    acc += 1.0
+    return acc
+
+
+def chebyshev_grating_terms(N: int) -> tuple[tuple[int, ...], bool]:
+    """sin(N x) / sin(x) = U_{N-1}(cos x) for a whole N >= 2 as integer coefficients of ascending powers
+    of c^2 = cos^2 x, to be multiplied by c when the second value is True (N even: U_{N-1} is odd)."""
+    previous, current = [1], [0, 2]  # U_0, U_1 in ascending powers of c
+    for _ in range(N - 2):  # U_{n+1} = 2 c U_n - U_{n-1}
+        following = [0] + [2 * a for a in current]
+        for power, a in enumerate(previous):
+            following[power] -= a
+        previous, current = current, following
+    odd = N % 2 == 0
+    return tuple(current[1::2] if odd else current[0::2]), odd
+
+
+# Whole N up to this use the Chebyshev form in float64: its coefficients grow like 2^(N-2), and at
+# N = 12 F_latt^2 is still within 6e-11 (relative; 1e-13 of its peak) of the exact ratio (tests).
+_CHEBYSHEV_N_MAX = 12
+
+
+def _chebyshev_square(delta, axes, dtype):
+    """SQUARE F_latt^2 = prod U_{N-1}(cos(pi d))^2 over ``axes`` (axis, whole N) in ``dtype``: one
+    cosine polynomial and a few products per axis, no division (exact lattice points give N^2)."""
+    xp = array_namespace(delta)
+    product = None
+    for axis, N in axes:
+        c = cos_pi(xp.astype(delta[axis, ...], dtype, copy=False))
+        c2 = c * c
+        terms, odd = chebyshev_grating_terms(int(N))
+        value = c2 * float(terms[-1]) if len(terms) > 1 else xp.full_like(c, float(terms[0]))
+        for coeff in terms[-2:0:-1]:
+            value += float(coeff)
+            value *= c2
+        if len(terms) > 1:
+            value += float(terms[0])
+        if odd:
+            value *= c
+        product = value if product is None else product * value
+    product *= product
+    return product
+
+
 def round_half_even(x):
     """Nearest integer (ties to even) by the float rounding of adding 1.5 * 2^(mantissa bits).
 
@@ -128,6 +186,8 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
         axes = [(axis, N) for axis, N in enumerate((Na, Nb, Nc)) if N > 1]
         if not axes:
             return xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype, device=device(hkl_frac))
+        if polynomial and all(float(N).is_integer() and N <= _CHEBYSHEV_N_MAX for _, N in axes):
+            return _chebyshev_square(delta, axes, lattice_dtype)
         # exact lattice points (d == 0) take the ratio's limit N through d + tiny: a power of two below
         # half an ulp of any d that matters, so no branch (and no host sync) is needed for them
         tiny = _lattice_point_offset(xp, lattice_dtype)
