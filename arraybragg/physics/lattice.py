@@ -5,6 +5,7 @@ shapes broadcast, the last axis of a vector holding x, y, z.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 from ..backend import array_namespace, device
@@ -57,6 +58,7 @@ def cos_pi(t):
     return acc
 
 
+@functools.lru_cache(maxsize=None)
 def chebyshev_grating_terms(N: int) -> tuple[tuple[int, ...], bool]:
     """sin(N x) / sin(x) = U_{N-1}(cos x) for a whole N >= 2 as integer coefficients of ascending powers
     of c^2 = cos^2 x, to be multiplied by c when the second value is True (N even: U_{N-1} is odd)."""
