@@ -102,6 +102,8 @@ def test_default_header_and_files(tmp_path, monkeypatch):
     (["-floatfile", "in.bin", "-header", "in.bin"], "-header"),
     (["-floatfile", "in.bin", "-noisefile", "no/such/dir/noise.img"], "no/such/dir/noise.img"),
     (["-floatfile", "in.bin", "--hot-pixels", "2"], "--hot-pixels"),
+    (["-floatfile", "in.bin", "--threads", "0"], "--threads"),
+    (["-floatfile", "in.bin", "--threads", "two"], "--threads"),
 ])
 def test_bad_input_one_line_no_files(args, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -167,3 +169,21 @@ def test_program_asks_numpy_for_small_pages():
             env["NUMPY_MADVISE_HUGEPAGE"] = preset
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
         assert out.stdout.split() == [expected]
+
+
+def test_threads_write_the_same_files(tmp_path, monkeypatch):
+    """--threads sets how many threads spread the PSF (here over blocks of 5 rows); the files do not
+    depend on it."""
+    from arraybragg.response import psf as psf_module
+    monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", 200)
+    monkeypatch.chdir(tmp_path)
+    values = np.random.default_rng(5).gamma(0.5, 40.0, (48, 40)).astype(np.float32)
+    values[7, 39], values[30, 3] = 4e5, 2e4
+    values.tofile(tmp_path / "in.bin")
+    files = {}
+    for threads in ("1", "3"):
+        assert noisify.main(["-floatfile", "in.bin", "-detpixels_x", "40", "-psf", "gauss", "-psf_fwhm", "250",
+                             "-seed", "4", "-intfile", f"int{threads}.img", "-noisefile", f"noise{threads}.img",
+                             "-nopgm", "--threads", threads]) == 0
+        files[threads] = (tmp_path / f"noise{threads}.img").read_bytes()
+    assert files["1"] == files["3"] and len(files["1"]) > 48 * 40 * 2

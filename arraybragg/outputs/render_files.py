@@ -44,6 +44,7 @@ class OutputFiles:
     nexus_int: bool = False
     png_scale: str = "log"
     png_cmap: str = "inferno"
+    threads: Optional[int] = None       # CPU threads of the detector response's PSF (None: every core)
 
     @classmethod
     def from_settings(cls, settings, response=None) -> "OutputFiles":
@@ -55,7 +56,7 @@ class OutputFiles:
                    nexusfile=s.nexusfilename or None, pngfile=s.pngfilename or None,
                    intfile_scale=s.intfile_scale, pgm_scale=s.pgm_scale, adc_offset=s.adc_offset, seed=s.seed,
                    response=response, exposure_s=s.exposure, nexus_int=s.nexus_int, png_scale=s.png_scale,
-                   png_cmap=s.png_cmap)
+                   png_cmap=s.png_cmap, threads=s.threads)
 
     def replace(self, **changes) -> "OutputFiles":
         return dataclasses.replace(self, **changes)
@@ -126,7 +127,7 @@ def noise_image(files: OutputFiles, image, roi):
     if files.response is None:
         return images.noise_image(image, files.seed, files.adc_offset, roi)
     from ..response import apply_response
-    result = apply_response(image, files.response)
+    result = apply_response(image, files.response, threads=files.threads)
     return result.noise_image, result.noise_photons, result.overloads
 
 

@@ -63,6 +63,7 @@ class NoisifySettings:
     psf_fwhm: float = float(np.float32(46e-6))  # a C float in noisify
     psf_radius: int = 0
     psf_method: str = "direct"
+    threads: Optional[int] = None  # --threads: the PSF's threads (None: every core)
     fluence: float = NOISIFY_FLUENCE
     scale: float = 1.0
     gain: float = 1.0
@@ -151,6 +152,7 @@ _VALUES = {
     ("-phi",): (("phi",), _number, _same),
     ("-osc",): (("osc",), _number, _same),
     ("--psf-method",): (("psf_method",), _text, _same),
+    ("--threads",): (("threads",), _integer, _same),
     ("--hot-pixels",): (("hot_fraction",), _number, _same),
     ("--dead-pixels",): (("dead_fraction",), _number, _same),
     ("--beamstop",): (("beamstop_mm",), _number, _same),
@@ -196,6 +198,8 @@ def _check(settings: NoisifySettings) -> None:
         raise InputError(f"-psf: unknown point-spread function {settings.psf!r} (gauss or fiber)")
     if settings.psf_method not in ("direct", "fft"):
         raise InputError(f"--psf-method: {settings.psf_method!r} is not direct or fft")
+    if settings.threads is not None and settings.threads < 1:
+        raise InputError(f"--threads: expected a positive integer, got {settings.threads}")
     if not settings.pixel > 0.0:
         raise InputError(f"-pixel: must be positive, got {settings.pixel * 1000.0:g}")
     for flag, value in (("--hot-pixels", settings.hot_fraction), ("--dead-pixels", settings.dead_fraction)):
@@ -358,7 +362,7 @@ def run(argv: Sequence[str], out=None) -> int:
     frame = load_frame(settings)
     response = response_of(settings, frame)
     keep_freed_host_memory()  # many large temporaries: reuse the heap instead of fresh pages
-    result = apply_response(frame.image, response)
+    result = apply_response(frame.image, response, threads=settings.threads)
     log = _settings_lines(settings, frame)
     log.append("maximum value in input file: %g ( %g on photon scale)" % (
         result.max_input, result.max_input * settings.scale * settings.fluence * 7.94079248018965e-30))
