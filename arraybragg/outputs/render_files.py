@@ -9,6 +9,7 @@ before each file's extension, e.g. ``float.bin`` -> ``float_q0a0.bin``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from ..io import smv
+from ..concurrency import beside
 from ..io.files import StagedOutputs
 from ..models.lab import Simulation
 from . import images
@@ -94,10 +96,26 @@ def write_files(sim: Simulation, result, files: OutputFiles, log: Optional[Calla
     if stage is None:
         with StagedOutputs() as staged:
             return write_files(sim, result, files, log, staged.stage)
+    waits = []
+    if files.floatfile:  # written on another thread while the integer images are made
+        waits.append(beside(lambda path: images.write_float_image(path, result.image), stage(files.floatfile),
+                            files.threads or 2))
+        log("writing %s as %d 4-byte floats" % (files.floatfile, result.image.size))
+    try:
+        written = _write_integer_files(sim, result, files, log, stage)
+    except BaseException:
+        for wait in waits:  # the first error is the one to report
+            with contextlib.suppress(Exception):
+                wait()
+        raise
+    for wait in waits:
+        wait()
+    return written
+
+
+def _write_integer_files(sim: Simulation, result, files: OutputFiles, log, stage) -> tuple:
+    """The SMV, PGM and noise files and the other formats of :func:`write_files`."""
     stats, image, roi = result.stats, result.image, sim.sampling.roi
-    if files.floatfile:
-        images.write_float_image(stage(files.floatfile), image)
-        log("writing %s as %d 4-byte floats" % (files.floatfile, image.size))
     log("max_I = %g  at %g %g" % (stats.max_I, stats.max_I_x, stats.max_I_y))
     log("mean= %g rms= %g rmsd= %g" % (stats.mean, stats.rms, stats.rmsd))
     scale = files.intfile_scale if files.intfile_scale > 0.0 else images.auto_int_scale(stats.max_I)

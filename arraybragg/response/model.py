@@ -29,6 +29,7 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 
 from ..backend import array_namespace, default_threads
+from ..concurrency import beside
 from ..errors import InputError
 from . import streams
 from .defects import Defects
@@ -215,37 +216,12 @@ def _noise_stage(result: ResponseResult, response: DetectorResponse, like, threa
         counts, stream, result.photons_before_psf = streams.noise_counts(*draw)
         if response.psf is not None:
             counts = _blur(counts, response.psf, like, threads)
-    blurred_sum = _beside(_sequential_sum, counts, threads) if response.psf is not None else None
+    blurred_sum = beside(_sequential_sum, counts, threads) if response.psf is not None else None
     deviates = None
     if response.readout_noise > 0.0:
         deviates = streams.gauss_array(stream, counts.size).reshape(counts.shape)
     result.noise_image, result.overloads = _integers(counts, response, response.bits, deviates=deviates)
     result.noise_photons = result.photons_before_psf if blurred_sum is None else blurred_sum()
-
-
-def _beside(function, argument, threads: int):
-    """function(argument) in another thread when ``threads`` > 1: returns a call that waits for its
-    result (or raises its error)."""
-    outcome = {}
-    if threads <= 1:
-        outcome["result"] = function(argument)
-        return lambda: outcome["result"]
-
-    def run():
-        try:
-            outcome["result"] = function(argument)
-        except BaseException as error:  # raised by the waiting call
-            outcome["error"] = error
-
-    worker = threading.Thread(target=run, name="arraybragg-sum", daemon=True)
-    worker.start()
-
-    def wait():
-        worker.join()
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["result"]
-    return wait
 
 
 def _overlapped(psf: Optional[PSF], like) -> bool:

@@ -36,6 +36,7 @@ import threading
 from dataclasses import dataclass
 
 from ..backend import array_namespace
+from ..concurrency import each
 from ..errors import InputError
 
 __all__ = ["PSF", "psf_kernel", "apply_psf", "FIBER_G_PER_FWHM"]
@@ -251,7 +252,7 @@ def apply_psf(image, psf: PSF, ready=None, threads: int = 1):
         rows = slice(first, min(first + step, height))
         out[rows, :] = xp.astype(xp.astype(out[rows, :], xp.float64) + share, xp.float32)
 
-    _each(add_share, range(0, height, step), threads)
+    each(add_share, range(0, height, step), threads)
     return out
 
 
@@ -326,38 +327,8 @@ def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None, threads: int = 1,
             _sum_block(xp, (image, state["reach"], out), offsets, block, near, bounds)
 
     # helpers join once every source is in: before, the producer of the rows needs the other core
-    _each(block_sum, range(0, height, rows), threads, None if ready is None else (lambda: ready(height)))
+    each(block_sum, range(0, height, rows), threads, None if ready is None else (lambda: ready(height)))
     return out, state["lost"] / (height * width), int(xp.max(state["most"])), state["brightest"]
-
-
-def _each(work, items, threads: int, gate=None) -> None:
-    """work(item) for every item, the items taken in order by this thread and ``threads`` - 1
-    helpers; each helper first calls ``gate()`` (when given).  The first error stops the taking
-    and is raised here."""
-    pending, lock, errors = iter(items), threading.Lock(), []
-
-    def take():
-        with lock:
-            return None if errors else next(pending, None)
-
-    def worker(first=None):
-        try:
-            if first is not None:
-                first()
-            while (item := take()) is not None:
-                work(item)
-        except BaseException as error:
-            errors.append(error)
-
-    helpers = [threading.Thread(target=worker, args=(gate,), name="arraybragg-psf", daemon=True)
-               for _ in range(threads - 1)]
-    for thread in helpers:
-        thread.start()
-    worker()
-    for thread in helpers:
-        thread.join()
-    if errors:
-        raise errors[0]
 
 
 def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:

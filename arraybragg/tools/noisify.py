@@ -12,7 +12,6 @@ import math
 import os
 import re
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -27,6 +26,7 @@ before_numpy(huge_pages=False)
 import numpy as np  # noqa: E402  (after the settings above)
 
 from ..backend import keep_freed_host_memory  # noqa: E402
+from ..concurrency import each  # noqa: E402
 from ..errors import InputError, report_failures  # noqa: E402
 from ..io.files import StagedOutputs  # noqa: E402
 from ..io.smv import header_value, read_smv  # noqa: E402
@@ -307,29 +307,21 @@ def response_of(settings: NoisifySettings, frame: Frame) -> DetectorResponse:
 
 
 def _write_all(files: list[tuple[str, tuple]]) -> None:
-    """Write every file (path, its parts) or none (``io.files.StagedOutputs``), each in its own
-    thread (the copies into the page cache overlap); a failure is reported as bad input naming
-    the file."""
-    failures = []
-
-    def write(path: str, temporary: str, parts: tuple) -> None:
+    """Write every file (path, its parts) or none (``io.files.StagedOutputs``), each on its own thread
+    (the copies into the page cache overlap); a failure is reported as bad input naming the file."""
+    def write(item: tuple) -> None:
+        path, temporary, parts = item
         try:
             with open(temporary, "wb") as stream:
                 for part in parts:
                     stream.write(part)
         except OSError as exc:
-            failures.append(f"{path}: cannot write ({exc.strerror or exc})")
+            raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
     try:
         with StagedOutputs() as staged:
-            writers = [threading.Thread(target=write, args=(path, staged.stage(path), parts))
-                       for path, parts in files]
-            for writer in writers:
-                writer.start()
-            for writer in writers:
-                writer.join()
-            if failures:
-                raise InputError(failures[0])
+            items = [(path, staged.stage(path), parts) for path, parts in files]
+            each(write, items, len(items))
     except OSError as exc:
         raise InputError(f"{exc.filename}: cannot write ({exc.strerror or exc})") from None
 
