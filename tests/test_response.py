@@ -86,6 +86,17 @@ def test_array_api_strict_matches_numpy(psf):
     assert np.array_equal(np.asarray(strict), apply_psf(image, psf))
 
 
+@pytest.mark.parametrize("psf", [PSF("gauss", 1.3), PSF("fiber", 0.8), PSF("gauss", 2.0, radius=3)])
+def test_torch_direct_sum_is_numpy_bit_for_bit(psf, monkeypatch):
+    """PyTorch makes a float32 tensor times a 0-d float64 one float32: the kernel values are (1, 1)
+    arrays, so every term is double there too, on several threads."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", 200)
+    image = _image((41, 17), seed=6)
+    image[3, 16] = 7e5
+    assert np.array_equal(apply_psf(torch.asarray(image), psf, threads=3).numpy(), apply_psf(image, psf))
+
+
 def test_gauss_kernel_centre_is_erf_squared():
     # a Gaussian of FWHM f puts erf(sqrt(ln 2) / f)^2 of its photons in the central pixel
     for fwhm in (0.7, 1.0, 3.0):

@@ -310,8 +310,10 @@ def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None, threads: int = 1,
              "least": xp.full((height,), _UNREACHED, dtype=squares, device=device),
              "table": _radius_table(xp, psf, (max(height, width), top), squares, device)}
     out = xp.zeros((height, width), dtype=xp.float32, device=device)
-    offsets = [(dy, dx, xp.asarray(value, dtype=xp.float64, device=device), dx * dx + dy * dy)
-               for (dy, dx), value in _offset_order(kernel, width)]  # float32 * float64 value: double
+    # each value a (1, 1) float64 array: float32 sources times it are double in every namespace (PyTorch
+    # promotes a float32 tensor times a 0-d float64 one to float32, which would round every term)
+    offsets = [(dy, dx, xp.asarray([[value]], dtype=xp.float64, device=device), dx * dx + dy * dy)
+               for (dy, dx), value in _offset_order(kernel, width)]
     reach = (min((dy for dy, _, _, _ in offsets), default=0),
              max((dy for dy, _, _, _ in offsets), default=0) + 1)  # + 1: the wrap to the next row
     rows, lock = _block_rows(width), threading.Lock()
