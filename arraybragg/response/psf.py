@@ -231,15 +231,15 @@ def apply_psf(image, psf: PSF, ready=None, threads: int = 1):
     streamed = ready is not None and psf.method == "direct" and (psf.radius > 0 or 0 < radius <= _STREAMED_RADIUS)
     if ready is not None and not streamed:
         ready(height)
-    top = _FLOAT32_MAX if streamed else float(xp.max(xp.where(image > 0.0, image, 0.0)))  # brightest pixel
+    ceiling = _FLOAT32_MAX if streamed else float(xp.max(xp.where(image > 0.0, image, 0.0)))  # brightest pixel
     if not streamed:
-        radius = _cached_radius(psf, top, maxwidth)
+        radius = _cached_radius(psf, ceiling, maxwidth)
     if radius == 0:
         return xp.zeros_like(image)  # noisify: "no photons, PSF skipped" (an empty image)
     kernel = psf_kernel(psf, radius)
     if psf.method == "fft":
         return _fft_blur(xp, image, kernel, radius)
-    out, share, most, brightest = _direct_sum(xp, image, psf, kernel, ready if streamed else None, threads, top)
+    out, share, most, brightest = _direct_sum(xp, image, psf, kernel, ready if streamed else None, threads, ceiling)
     if streamed:
         radius = _cached_radius(psf, brightest, maxwidth)
         if radius == 0:
@@ -284,7 +284,7 @@ def _block_rows(width: int) -> int:
     return max(1, _BLOCK_PIXELS // width)
 
 
-def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None, threads: int = 1, top: float = _FLOAT32_MAX):
+def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None, threads: int = 1, ceiling: float = _FLOAT32_MAX):
     """noisify's spreading loop, vectorised per block of output rows and kernel offset (float32).
 
     Returns (the sums, the lost photons' share of each pixel, the largest squared reach, the
@@ -298,7 +298,8 @@ def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None, threads: int = 1,
     temporary is larger than a block's rows: the image's float64 copies would cost
     fresh memory pages.  Blocks write disjoint rows, so ``threads`` threads sum them at
     once (array operations release the GIL); the sources are prepared under a lock.  With
-    ``ready``, the helper threads start once the last row is ready.
+    ``ready``, the helper threads start once the last row is ready.  ``ceiling``: no pixel is
+    brighter (the radius table covers values up to it).
     """
     height, width = image.shape
     device = getattr(image, "device", None)
@@ -308,7 +309,7 @@ def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None, threads: int = 1,
              "brightest": 0.0,
              "most": xp.full((height,), -1, dtype=squares, device=device),
              "least": xp.full((height,), _UNREACHED, dtype=squares, device=device),
-             "table": _radius_table(xp, psf, (max(height, width), top), squares, device)}
+             "table": _radius_table(xp, psf, (max(height, width), ceiling), squares, device)}
     out = xp.zeros((height, width), dtype=xp.float32, device=device)
     # each value a (1, 1) float64 array: float32 sources times it are double in every namespace (PyTorch
     # promotes a float32 tensor times a 0-d float64 one to float32, which would round every term)
