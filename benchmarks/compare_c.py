@@ -110,6 +110,12 @@ def _dtype_list(text: str) -> list[str]:
     return names
 
 
+def python_env() -> dict:
+    """This environment, letting Python cache bytecode as an installed package has it (some
+    machines set PYTHONDONTWRITEBYTECODE, which makes every run compile the modules again)."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def resolve_reference(explicit: Path | None) -> Path:
     if explicit is not None:
         return explicit
@@ -233,7 +239,7 @@ def run_comparison(args: argparse.Namespace, report=print) -> list[Series]:
     for dtype in args.dtypes:
         argv = ([sys.executable, "-m", "arraybragg"] + case_args + output_flags
                 + ["--dtype", dtype, "--threads", str(args.threads)] + mode)
-        commands.append((Series(f"arraybragg {dtype}", dtype), argv, None))
+        commands.append((Series(f"arraybragg {dtype}", dtype), argv, python_env()))
     with tempfile.TemporaryDirectory(prefix="compare_c-") as root:
         dirs = [scratch_dir(Path(root), "run%d" % i, args.reference / "inputs") for i in range(len(commands))]
         for round_number in range(1, args.repeats + 1):

@@ -31,6 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
+try:  # imported as benchmarks.noisify_vs_c (asv), or run as a script beside compare_c.py
+    from .compare_c import python_env
+except ImportError:
+    from compare_c import python_env
+
 REPO = Path(__file__).resolve().parent.parent
 SPEED_CASE = ("-detpixels_x 2463 -detpixels_y 2527 -pixel 0.172 -distance 231.27 -scale 1e7 "
               "-psf gauss -psf_fwhm 300 -seed 3")
@@ -46,12 +51,6 @@ def timed_run(command: list[str], workdir: Path, env=None) -> float:
     start = time.perf_counter()
     subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - start
-
-
-def python_env() -> dict:
-    """This environment, letting Python cache bytecode as an installed package has it (some
-    machines set PYTHONDONTWRITEBYTECODE, which makes every run compile the modules again)."""
-    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
 def float_image(path: str | None, scratch: Path) -> Path:
