@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["before_numpy"]
+__all__ = ["before_numpy", "installed_python_env"]
 
 
 def before_numpy(huge_pages: bool = True) -> None:
@@ -21,3 +21,10 @@ def before_numpy(huge_pages: bool = True) -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if not huge_pages:
         os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
+
+def installed_python_env() -> dict:
+    """This environment for a child Python process that may cache bytecode, as an installed package
+    has it (some machines set PYTHONDONTWRITEBYTECODE, so that every run compiles the modules
+    again): what the benchmarks run arraybragg's programs with."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from arraybragg.backend import default_threads
+from arraybragg.process import installed_python_env
 
 REPO = Path(__file__).resolve().parent.parent
 DTYPES = ("float64", "float32")
@@ -108,12 +109,6 @@ def _dtype_list(text: str) -> list[str]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(DTYPES)}, got {text!r}")
     return names
-
-
-def python_env() -> dict:
-    """This environment, letting Python cache bytecode as an installed package has it (some
-    machines set PYTHONDONTWRITEBYTECODE, which makes every run compile the modules again)."""
-    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
 def resolve_reference(explicit: Path | None) -> Path:
@@ -239,7 +234,7 @@ def run_comparison(args: argparse.Namespace, report=print) -> list[Series]:
     for dtype in args.dtypes:
         argv = ([sys.executable, "-m", "arraybragg"] + case_args + output_flags
                 + ["--dtype", dtype, "--threads", str(args.threads)] + mode)
-        commands.append((Series(f"arraybragg {dtype}", dtype), argv, python_env()))
+        commands.append((Series(f"arraybragg {dtype}", dtype), argv, installed_python_env()))
     with tempfile.TemporaryDirectory(prefix="compare_c-") as root:
         dirs = [scratch_dir(Path(root), "run%d" % i, args.reference / "inputs") for i in range(len(commands))]
         for round_number in range(1, args.repeats + 1):

@@ -31,10 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-try:  # imported as benchmarks.noisify_vs_c (asv), or run as a script beside compare_c.py
-    from .compare_c import python_env
-except ImportError:
-    from compare_c import python_env
+from arraybragg.process import installed_python_env
 
 REPO = Path(__file__).resolve().parent.parent
 SPEED_CASE = ("-detpixels_x 2463 -detpixels_y 2527 -pixel 0.172 -distance 231.27 -scale 1e7 "
@@ -82,7 +79,7 @@ def main(argv=None) -> int:
         dirs = {name: scratch / name for name in sides}
         for directory in dirs.values():
             directory.mkdir()
-        envs = {"c": None, "arraybragg": python_env()}
+        envs = {"c": None, "arraybragg": installed_python_env()}
         timed_run(sides["arraybragg"], dirs["arraybragg"], envs["arraybragg"])  # warm-up: page and bytecode caches
         load = [os.getloadavg()[0]]
         times = {name: [] for name in sides}

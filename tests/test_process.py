@@ -27,3 +27,11 @@ def test_programs_ask_openblas_for_one_thread(program, expected):
 def test_no_change_once_numpy_is_imported():
     """A library caller that imported NumPy first keeps its process as it is."""
     assert _settings("arraybragg.tools.noisify", {}, first="import numpy; ") == "None None"
+
+
+def test_installed_python_env_drops_only_the_no_bytecode_setting(monkeypatch):
+    from arraybragg.process import installed_python_env
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("ARRAYBRAGG_SOMETHING", "kept")
+    env = installed_python_env()
+    assert "PYTHONDONTWRITEBYTECODE" not in env and env["ARRAYBRAGG_SOMETHING"] == "kept"
