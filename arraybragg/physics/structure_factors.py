@@ -9,29 +9,32 @@ from ..backend import array_namespace, device
 from . import compaction
 
 
-def structure_factor_table(F_grid, mins, maxs, default_F: float, squared_dtype=None):
+def structure_factor_table(F_grid, mins, maxs, default_F: float, squared_dtype=None, tricubic: bool = True):
     """The lookup table the structure-factor functions take.
 
     ``F_grid``: (h, k, l) grid of amplitudes (any namespace, float64), index
     ``mins`` at its origin; ``maxs``: the largest valid indices (the grid may
-    carry padding beyond them, as nanoBragg's does).  F^2 and the amplitudes that
-    tricubic interpolation reads are stored in ``squared_dtype`` (default: that of
-    F_grid), the precision they are used in.
+    carry padding beyond them, as nanoBragg's does).  F^2 and the tricubic
+    coefficients are stored in ``squared_dtype`` (default: that of F_grid), the
+    precision they are used in.  ``tricubic``: also store the coefficients that
+    tricubic interpolation reads (16 per grid point, see ``_bicubic_coefficients``).
     """
     xp = array_namespace(F_grid)
     dims = tuple(int(n) for n in F_grid.shape)
     strides = (dims[1] * dims[2], dims[2], 1)
     flat = xp.reshape(F_grid, (-1,))
     dtype = F_grid.dtype if squared_dtype is None else squared_dtype
-    F_sq = xp.astype(flat * flat, dtype, copy=False)
-    # flat offsets of the 4x4x4 tricubic neighbourhood from its lowest corner, (i, j) major
-    cube = [(i * dims[1] + j) * dims[2] + k for i in range(4) for j in range(4) for k in range(4)]
-    return dict(F=flat, F_sq=F_sq, F_interp=xp.astype(flat, dtype, copy=False), dims=dims, mins=tuple(mins),
-                maxs=tuple(maxs), default_F=default_F,
-                strides=xp.asarray([[float(v) for v in strides]], dtype=F_grid.dtype, device=device(F_grid)),
-                origin=float(sum(st * lo for st, lo in zip(strides, mins))),
-                cube=xp.asarray(cube, dtype=xp.int64, device=device(F_grid)),
-                cube_start_max=float(max(flat.shape[0] - 1 - cube[-1], 0)))
+    table = dict(F=flat, F_sq=xp.astype(flat * flat, dtype, copy=False), dims=dims, mins=tuple(mins),
+                 maxs=tuple(maxs), default_F=default_F,
+                 strides=xp.asarray([[float(v) for v in strides]], dtype=F_grid.dtype, device=device(F_grid)),
+                 origin=float(sum(st * lo for st, lo in zip(strides, mins))))
+    if tricubic:
+        # flat offsets of the 4 h planes' 16 coefficients from the lowest plane's first
+        cube = [i * strides[0] * 16 + m for i in range(4) for m in range(16)]
+        table.update(coefficients=xp.astype(_bicubic_coefficients(F_grid), dtype, copy=False),
+                     cube=xp.asarray(cube, dtype=xp.int64, device=device(F_grid)),
+                     cube_start_max=float(max(16 * flat.shape[0] - 1 - cube[-1], 0)))
+    return table
 
 
 def structure_factor_nearest(hkl_nearest, table, squared: bool = False, index_bound=None):
@@ -79,6 +82,42 @@ def interpolation_out_of_range(hkl_frac, table):
     return out
 
 
+# The cubic through values v_n at the nodes t = -1, 0, 1, 2 is sum_p c_p t^p, c_p = sum_n _MONOMIAL[p][n] v_n.
+_MONOMIAL = ((0.0, 1.0, 0.0, 0.0),
+             (-1.0 / 3.0, -0.5, 1.0, -1.0 / 6.0),
+             (0.5, -1.0, 0.5, 0.0),
+             (-1.0 / 6.0, 0.5, -0.5, 1.0 / 6.0))
+
+
+def _cubic_coefficients(values, axis: int):
+    """Coefficients c_0..c_3 (4 arrays shaped like ``values``) of the cubic in t through ``values`` at
+    index - 1 .. index + 2 along ``axis``, for every index (0 stands in beyond the grid's ends)."""
+    xp = array_namespace(values)
+    n = values.shape[axis]
+    pad = [list(values.shape) for _ in range(2)]
+    pad[0][axis], pad[1][axis] = 1, 2
+    padded = xp.concat([xp.zeros(tuple(pad[0]), dtype=values.dtype, device=device(values)), values,
+                        xp.zeros(tuple(pad[1]), dtype=values.dtype, device=device(values))], axis=axis)
+    nodes = [padded[(slice(None),) * axis + (slice(m, m + n), ...)] for m in range(4)]
+    coefficients = []
+    for row in _MONOMIAL:
+        terms = [weight * node for weight, node in zip(row, nodes) if weight != 0.0]
+        coefficients.append(terms[0] if len(terms) == 1 else sum(terms[1:], terms[0]))
+    return coefficients
+
+
+def _bicubic_coefficients(F_grid):
+    """Flat (h, k, l, 16): for each grid point, the coefficients c_bc (index 4 c + b) of
+    sum_bc c_bc t_k^b t_l^c, the bicubic through F of its h plane at k - 1 .. k + 2, l - 1 .. l + 2.
+
+    Tricubic interpolation then costs Horner's rule in (t_k, t_l) on four planes and Lagrange weights
+    across them, rather than 64 weighted terms; they take 16x the grid's memory.
+    """
+    xp = array_namespace(F_grid)
+    blocks = [c for along_l in _cubic_coefficients(F_grid, 2) for c in _cubic_coefficients(along_l, 1)]
+    return xp.reshape(xp.stack(blocks, axis=-1), (-1,))
+
+
 def _lagrange_weights(t):
     """Cubic Lagrange weights at offset t from the cell's corner, for the nodes -1, 0, 1, 2."""
     a, c, d = t + 1.0, t - 1.0, t - 2.0
@@ -96,35 +135,50 @@ def _lagrange_weights(t):
     return below, corner, above, far
 
 
-def _neighbourhoods(corner, table):
-    """F at the 4x4x4 grid points from ``corner`` - 1 (3, N), as 64 arrays (1, N) in (h, k, l) C order."""
+def _coefficient_blocks(corner, table):
+    """The coefficients of the four h planes of the 4x4x4 neighbourhood from ``corner`` - 1 (3, N):
+    (64, 1, N), plane-major, each plane's 16 as in ``_bicubic_coefficients``."""
     xp = array_namespace(corner)
     dims, mins = table["dims"], table["mins"]
-    start = ((corner[0, ...] - (mins[0] + 1)) * dims[1] + (corner[1, ...] - (mins[1] + 1))) * dims[2] \
-        + (corner[2, ...] - (mins[2] + 1))
-    start = xp.astype(xp.clip(start, 0.0, table["cube_start_max"]), xp.int64)
-    values = xp.take(table["F_interp"], xp.reshape(table["cube"][:, None] + start[None, :], (-1,)))
+    start = ((corner[0, ...] - (mins[0] + 1)) * dims[1] + (corner[1, ...] - mins[1])) * dims[2] \
+        + (corner[2, ...] - mins[2])
+    start = xp.astype(xp.clip(16.0 * start, 0.0, table["cube_start_max"]), xp.int64)
+    values = xp.take(table["coefficients"], xp.reshape(table["cube"][:, None] + start[None, :], (-1,)))
     return xp.reshape(values, (64, 1, corner.shape[1]))
 
 
-def _contract(cubes, offsets):
-    """sum_ijk w_i(t_h) w_j(t_k) w_k(t_l) V_ijk for cubes (64, 1, N) and offsets t (3, K, N): (K, N).
+def _horner(coefficients, t):
+    """sum_p coefficients[p] t^p for the 4 rows (1, N) of ``coefficients`` at t (K, N)."""
+    value = coefficients[3, ...] * t
+    for p in (2, 1):
+        value += coefficients[p, ...]
+        value *= t
+    value += coefficients[0, ...]
+    return value
 
-    Elementwise over (K, N) with N contiguous: each cube value is read once for its K points."""
-    xp = array_namespace(cubes)
-    w_h, w_k, w_l = (_lagrange_weights(xp.astype(offsets[axis, ...], cubes.dtype, copy=False)) for axis in range(3))
+
+def _contract(blocks, offsets):
+    """F at offsets t (3, K, N) from the corners of the cells whose ``_coefficient_blocks`` are ``blocks``
+    (64, 1, N): each plane's bicubic by Horner's rule, the four planes by Lagrange weights in t_h. (K, N).
+
+    Elementwise over (K, N) with N contiguous: each coefficient is read once for its K points."""
+    xp = array_namespace(blocks)
+    t_h, t_k, t_l = (xp.astype(offsets[axis, ...], blocks.dtype, copy=False) for axis in range(3))
     total = None
-    for i in range(4):
+    for i, weight in enumerate(_lagrange_weights(t_h)):
         plane = None
-        for j in range(4):
-            base = 16 * i + 4 * j
-            line = cubes[base, ...] * w_l[0]
-            for k in range(1, 4):
-                line += cubes[base + k, ...] * w_l[k]
-            line *= w_k[j]
-            plane = line if plane is None else plane + line
-        plane *= w_h[i]
-        total = plane if total is None else total + plane
+        for c in (3, 2, 1, 0):
+            line = _horner(blocks[16 * i + 4 * c:16 * i + 4 * c + 4, ...], t_k)
+            if plane is None:
+                plane = line
+            else:
+                plane *= t_l
+                plane += line
+        plane *= weight
+        if total is None:
+            total = plane
+        else:
+            total += plane
     return total
 
 
@@ -141,7 +195,7 @@ def _tricubic_by_cell(hkl_frac, table, use, corner):
     xp = array_namespace(hkl_frac)
     inside, offsets = _in_cell(hkl_frac, corner)
     done = inside & use
-    F = _contract(_neighbourhoods(corner, table), offsets)
+    F = _contract(_coefficient_blocks(corner, table), offsets)
     return xp.where(done, F, xp.zeros_like(F)), done
 
 

@@ -115,4 +115,4 @@ def stage_structure_factors(sim: Simulation, backend: Backend, squared_dtype) ->
         return dict(default_F=sf.default_F, F=None)
     return physics.structure_factor_table(to_device(backend)(grid.F), (grid.h_min, grid.k_min, grid.l_min),
                                           (grid.h_max, grid.k_max, grid.l_max), sf.default_F,
-                                          squared_dtype=squared_dtype)
+                                          squared_dtype=squared_dtype, tricubic=sf.interpolate)
