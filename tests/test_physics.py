@@ -411,6 +411,41 @@ def test_tricubic_reproduces_cubic_polynomial(backend):
     np.testing.assert_allclose(result, _cubic(*points), rtol=1e-11, atol=1e-11)
 
 
+def _polint(nodes, values, x):
+    """nanoBragg's polint: the Lagrange cubic through (nodes, values) at x."""
+    total = 0.0
+    for i in range(4):
+        term = values[i]
+        for j in range(4):
+            if j != i:
+                term *= (x - nodes[j]) / (nodes[i] - nodes[j])
+        total += term
+    return total
+
+
+def _polin3(grid, mins, point):
+    """nanoBragg's polin3 on the 4x4x4 neighbourhood from floor(point) - 1: l lines, k, then h."""
+    corner = [int(np.floor(x)) for x in point]
+    nodes = [np.arange(c - 1, c + 3, dtype=float) for c in corner]
+    cube = grid[tuple(slice(c - 1 - lo, c + 3 - lo) for c, lo in zip(corner, mins))]
+    planes = [_polint(nodes[1], [_polint(nodes[2], cube[i, j], point[2]) for j in range(4)], point[1])
+              for i in range(4)]
+    return _polint(nodes[0], planes, point[0])
+
+
+def test_tricubic_equals_nanobragg_polin3_on_a_random_grid(backend):
+    """Any grid: the coefficient form agrees with nanoBragg's nested Lagrange interpolation."""
+    mins, maxs = (-4, -3, -5), (4, 5, 3)
+    rng = np.random.default_rng(11)
+    grid = rng.uniform(0.0, 500.0, tuple(hi - lo + 1 for lo, hi in zip(mins, maxs)))
+    table = _table(backend, grid, mins, 0.0)
+    points = np.stack([rng.uniform(lo + 1, hi - 2, 300) for lo, hi in zip(mins, maxs)])
+    points[:, :4] = [[-3.0, 0.0, 2.0, 0.5], [-2.0, 1.0, 3.999, -1.5], [-4.0, 1.0, 0.0, 1.25]]  # nodes, edges
+    result = host(backend, physics.structure_factor_tricubic(arr(backend, points), table))
+    expected = [_polin3(grid, mins, points[:, n]) for n in range(points.shape[1])]
+    np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-10)
+
+
 def test_interpolation_out_of_range_edges(backend):
     table = _table(backend, np.zeros((9, 9, 9)), (-3, -3, -3), 0.0)
     # valid h: -1 <= h <= 3 (neighbourhood floor(h)-1 .. floor(h)+2 on -3..5)
