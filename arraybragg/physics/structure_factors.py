@@ -29,11 +29,11 @@ def structure_factor_table(F_grid, mins, maxs, default_F: float, squared_dtype=N
                  strides=xp.asarray([[float(v) for v in strides]], dtype=F_grid.dtype, device=device(F_grid)),
                  origin=float(sum(st * lo for st, lo in zip(strides, mins))))
     if tricubic:
-        # flat offsets of the 4 h planes' 16 coefficients from the lowest plane's first
-        cube = [i * strides[0] * 16 + m for i in range(4) for m in range(16)]
+        # flat offsets of the neighbourhood's 4 h planes from its lowest
+        planes = [i * strides[0] for i in range(4)]
         table.update(coefficients=xp.astype(_bicubic_coefficients(F_grid), dtype, copy=False),
-                     cube=xp.asarray(cube, dtype=xp.int64, device=device(F_grid)),
-                     cube_start_max=float(max(16 * flat.shape[0] - 1 - cube[-1], 0)))
+                     planes=xp.asarray(planes, dtype=xp.int64, device=device(F_grid)),
+                     plane_start_max=float(max(flat.shape[0] - 1 - planes[-1], 0)))
     return table
 
 
@@ -107,7 +107,7 @@ def _cubic_coefficients(values, axis: int):
 
 
 def _bicubic_coefficients(F_grid):
-    """Flat (h, k, l, 16): for each grid point, the coefficients c_bc (index 4 c + b) of
+    """(16, grid points): for each flat grid point, the coefficients c_bc (row 4 c + b) of
     sum_bc c_bc t_k^b t_l^c, the bicubic through F of its h plane at k - 1 .. k + 2, l - 1 .. l + 2.
 
     Tricubic interpolation then costs Horner's rule in (t_k, t_l) on four planes and Lagrange weights
@@ -115,7 +115,7 @@ def _bicubic_coefficients(F_grid):
     """
     xp = array_namespace(F_grid)
     blocks = [c for along_l in _cubic_coefficients(F_grid, 2) for c in _cubic_coefficients(along_l, 1)]
-    return xp.reshape(xp.stack(blocks, axis=-1), (-1,))
+    return xp.reshape(xp.stack(blocks), (16, -1))
 
 
 def _lagrange_weights(t):
@@ -137,14 +137,15 @@ def _lagrange_weights(t):
 
 def _coefficient_blocks(corner, table):
     """The coefficients of the four h planes of the 4x4x4 neighbourhood from ``corner`` - 1 (3, N):
-    (64, 1, N), plane-major, each plane's 16 as in ``_bicubic_coefficients``."""
+    (16, 4, 1, N), rows as in ``_bicubic_coefficients``, then the planes."""
     xp = array_namespace(corner)
     dims, mins = table["dims"], table["mins"]
     start = ((corner[0, ...] - (mins[0] + 1)) * dims[1] + (corner[1, ...] - mins[1])) * dims[2] \
         + (corner[2, ...] - mins[2])
-    start = xp.astype(xp.clip(16.0 * start, 0.0, table["cube_start_max"]), xp.int64)
-    values = xp.take(table["coefficients"], xp.reshape(table["cube"][:, None] + start[None, :], (-1,)))
-    return xp.reshape(values, (64, 1, corner.shape[1]))
+    start = xp.astype(xp.clip(start, 0.0, table["plane_start_max"]), xp.int64)
+    # one gather per coefficient row: neighbouring columns read neighbouring grid points
+    values = xp.take(table["coefficients"], xp.reshape(table["planes"][:, None] + start[None, :], (-1,)), axis=1)
+    return xp.reshape(values, (16, 4, 1, corner.shape[1]))
 
 
 def _horner(coefficients, t):
@@ -159,7 +160,7 @@ def _horner(coefficients, t):
 
 def _contract(blocks, offsets):
     """F at offsets t (3, K, N) from the corners of the cells whose ``_coefficient_blocks`` are ``blocks``
-    (64, 1, N): each plane's bicubic by Horner's rule, the four planes by Lagrange weights in t_h. (K, N).
+    (16, 4, 1, N): each plane's bicubic by Horner's rule, the four planes by Lagrange weights in t_h. (K, N).
 
     Elementwise over (K, N) with N contiguous: each coefficient is read once for its K points."""
     xp = array_namespace(blocks)
@@ -168,7 +169,7 @@ def _contract(blocks, offsets):
     for i, weight in enumerate(_lagrange_weights(t_h)):
         plane = None
         for c in (3, 2, 1, 0):
-            line = _horner(blocks[16 * i + 4 * c:16 * i + 4 * c + 4, ...], t_k)
+            line = _horner(blocks[4 * c:4 * c + 4, i, ...], t_k)
             if plane is None:
                 plane = line
             else:
