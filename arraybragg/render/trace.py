@@ -297,7 +297,7 @@ class PixelWalker:
         smp, b = self.sim.sampling, self.sim.beam
         geometry = arrays.geometry
         state.pos = tuple(float(component[0, layer, sub]) for component in geometry.position)
-        state.diffracted = tuple(float(x) for x in geometry.diffracted[0, layer, sub])
+        state.diffracted = tuple(float(c[0, layer, sub]) for c in geometry.diffracted)
         if state.omega == 0.0 or smp.oversample_omega:
             state.omega = float(geometry.omega[0, layer, sub])
         if state.capture == 0.0 or smp.oversample_thick:
