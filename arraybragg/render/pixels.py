@@ -36,7 +36,7 @@ def sin_theta_over_lambda(scattering):
     return 0.5 * physics.norm(scattering)
 
 
-def _combination(terms, constant: float):
+def _combination(terms, constant: float, xp):
     """((t1 c1 + t2 c2) + t3 c3) + constant, skipping the terms whose coefficient is 0 and the multiplications
     by 1 (a detector along the lab axes needs a third of the work; the result is the same, bit for bit,
     as adding a zero changes no non-zero sum)."""
@@ -45,8 +45,25 @@ def _combination(terms, constant: float):
         if coefficient == 0.0:
             continue
         term = array if coefficient == 1.0 else (-array if coefficient == -1.0 else array * coefficient)
-        total = term if total is None else total + term
+        total = term if total is None else _add(total, term, xp)
     return constant + (0.0 * terms[0][0] if total is None else total)
+
+
+def _add(a, b, xp):
+    """a + b; operands of different shapes are first expanded to the result's (by repeat: NumPy runs a
+    broadcast along a short last axis, such as (P, 1, S) + (1, T, 1), one S-long row at a time, 5x slower)."""
+    if a.shape != b.shape:
+        shape = tuple(max(m, n) for m, n in zip(a.shape, b.shape))
+        a, b = _expand(a, shape, xp), _expand(b, shape, xp)
+    return a + b
+
+
+def _expand(x, shape: tuple, xp):
+    """``x`` broadcast to ``shape`` as a contiguous array, its last axes first (the smaller copies)."""
+    for axis in range(len(shape) - 1, -1, -1):
+        if x.shape[axis] != shape[axis]:
+            x = xp.repeat(x, shape[axis], axis=axis)
+    return x
 
 
 class PixelGeometry:
@@ -91,7 +108,7 @@ class PixelGeometry:
         Odet = a.odet_offsets[None, :, None]                                            # (1, T, 1)
         shape = (Fdet.shape[0], Odet.shape[1], Fdet.shape[1])
         pos = [xp.broadcast_to(_combination(((Fdet[:, None, :], float(d.fdet[i])), (Sdet[:, None, :], float(d.sdet[i])),
-                                             (Odet, float(d.odet[i]))), float(d.pix0[i])), shape) for i in range(3)]
+                                             (Odet, float(d.odet[i]))), float(d.pix0[i]), xp), shape) for i in range(3)]
         if not d.curved:
             return pos
         stacked = xp.stack(pos, axis=-1)
@@ -101,12 +118,9 @@ class PixelGeometry:
         return [stacked[..., i] for i in range(3)]
 
     def _subpixel_index(self, pixel, sub):
-        """pixel * oversample + sub as (P, S): whole numbers, exact.  Made by repeat and tile: NumPy
-        broadcasts (P, 1) + (1, S) one S-long row at a time, 3-8x slower."""
+        """pixel * oversample + sub as (P, S): whole numbers, exact."""
         xp = self.xp
-        P, S = pixel.shape[0], sub.shape[0]
-        flat = xp.repeat(pixel * self.sim.sampling.oversample, S) + xp.tile(sub, (P,))
-        return xp.reshape(flat, (P, S))
+        return _add(xp.reshape(pixel * self.sim.sampling.oversample, (-1, 1)), xp.reshape(sub, (1, -1)), xp)
 
     def _solid_angle(self, airpath):
         d = self.sim.detector
