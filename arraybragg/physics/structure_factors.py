@@ -31,7 +31,7 @@ def structure_factor_table(F_grid, mins, maxs, default_F: float, squared_dtype=N
     if tricubic:
         # flat offsets of the neighbourhood's 4 h planes from its lowest
         planes = [i * strides[0] for i in range(4)]
-        table.update(coefficients=xp.astype(_bicubic_coefficients(F_grid), dtype, copy=False),
+        table.update(coefficients=_bicubic_coefficients(F_grid, dtype),
                      planes=xp.asarray(planes, dtype=xp.int64, device=device(F_grid)),
                      plane_start_max=float(max(flat.shape[0] - 1 - planes[-1], 0)))
     return table
@@ -106,16 +106,19 @@ def _cubic_coefficients(values, axis: int):
     return coefficients
 
 
-def _bicubic_coefficients(F_grid):
-    """(16, grid points): for each flat grid point, the coefficients c_bc (row 4 c + b) of
+def _bicubic_coefficients(F_grid, dtype):
+    """(16, grid points) in ``dtype``: for each flat grid point, the coefficients c_bc (row 4 c + b) of
     sum_bc c_bc t_k^b t_l^c, the bicubic through F of its h plane at k - 1 .. k + 2, l - 1 .. l + 2.
 
     Tricubic interpolation then costs Horner's rule in (t_k, t_l) on four planes and Lagrange weights
-    across them, rather than 64 weighted terms; they take 16x the grid's memory.
+    across them, rather than 64 weighted terms; they take 16x the grid's memory (24x while made).
     """
     xp = array_namespace(F_grid)
-    blocks = [c for along_l in _cubic_coefficients(F_grid, 2) for c in _cubic_coefficients(along_l, 1)]
-    return xp.reshape(xp.stack(blocks), (16, -1))
+    rows = xp.empty((16,) + tuple(F_grid.shape), dtype=dtype, device=device(F_grid))
+    for c, along_l in enumerate(_cubic_coefficients(F_grid, 2)):
+        for b, coefficient in enumerate(_cubic_coefficients(along_l, 1)):
+            rows[4 * c + b, ...] = xp.astype(coefficient, dtype, copy=False)
+    return xp.reshape(rows, (16, -1))
 
 
 def _lagrange_weights(t):
