@@ -346,7 +346,7 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing(tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C sends it, in the middle of a forked render."""
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
     args = [sys.executable, "-m", "arraybragg", *CELL.split(), "-default_F", "100", "-N", "5",
-            "-detpixels", "1024", "-oversample", "6", "--threads", "2", "-noprogress"]
+            "-detpixels", "1024", "-oversample", "12", "--threads", "2", "-noprogress"]
     process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     for line in process.stdout:    # the set-up summary's last line: the render starts next
