@@ -334,6 +334,23 @@ def test_hkl_with_huge_extent_allocates_nothing_and_writes_no_dump(tmp_path, mon
     assert os.listdir(tmp_path) == ["big.hkl"]
 
 
+def test_tricubic_table_over_the_memory_limit_is_refused_before_any_file(tmp_path, monkeypatch, capsys):
+    """A 42^3 grid (h, k, l 0..40 and nanoBragg's padding; 0.59 MB) fits the limit; its tricubic table (27x) not."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grid.hkl").write_text("0 0 0 1\n40 40 40 2\n")
+    limit = "--max-memory 8e6"
+    assert cli.main(f"{NO_F} -hkl grid.hkl -nointerpolate -floatfile f.bin {limit}".split()) == 0
+    written = sorted(set(os.listdir(tmp_path)) - {"grid.hkl"})
+    assert {"Fdump.bin", "f.bin"} <= set(written)
+    for name in written:
+        os.remove(name)
+    capsys.readouterr()
+    assert cli.main(f"{NO_F} -hkl grid.hkl -interpolate -floatfile f.bin {limit}".split()) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "-interpolate: the tricubic table of a 42 x 42 x 42 grid needs" in err
+    assert os.listdir(tmp_path) == ["grid.hkl"]
+
+
 def test_fdump_is_written_only_after_every_input_was_accepted(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ok.hkl").write_text("0 0 0 1\n1 1 1 2\n")

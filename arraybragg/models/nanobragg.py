@@ -28,6 +28,7 @@ DBL_MIN = 2.2250738585072014e-308
 BYTES_PER_PIXEL = 24
 BYTES_PER_SUBPIXEL = 64  # renderer scratch per sub-pixel sample of one pixel (positions, angles, sums)
 BYTES_PER_ITEM = 1024  # host bytes per source or orientation (arrays, Python objects, log lines)
+TRICUBIC_GRID_FACTOR = 27  # the F grid, the renderer's copy and F^2, the tricubic coefficients (24x while made)
 _MAX_COUNT = 1 << 62   # a step count past this saturates (the work limit then refuses it)
 
 
@@ -604,6 +605,9 @@ def _load_structure_factors(s, log, crystal, workdir, budget, file_sf=None):
         new_dump = grid
     if grid is None or grid.count == 0:
         interpolate = 0
+    if interpolate:  # the renderer's tricubic coefficients: 16 per grid point, 24x the grid while made
+        budget.check_memory(float(grid.F.size) * 8 * TRICUBIC_GRID_FACTOR, "-interpolate",
+                            "the tricubic table of a %d x %d x %d grid" % grid.F.shape)
     return StructureFactors(grid=grid, default_F=s.default_F, interpolate=bool(interpolate)), new_dump
 
 
