@@ -605,7 +605,7 @@ def _load_structure_factors(s, log, crystal, workdir, budget, file_sf=None):
         new_dump = grid
     if grid is None or grid.count == 0:
         interpolate = 0
-    if interpolate:  # the renderer's tricubic coefficients: 16 per grid point, 24x the grid while made
+    if interpolate:  # refused here, before the dump file and the render allocate anything
         budget.check_memory(float(grid.F.size) * 8 * TRICUBIC_GRID_FACTOR, "-interpolate",
                             "the tricubic table of a %d x %d x %d grid" % grid.F.shape)
     return StructureFactors(grid=grid, default_F=s.default_F, interpolate=bool(interpolate)), new_dump
