@@ -57,6 +57,20 @@ def smooth_grid(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.parametrize("mode", ["", "--c-parity"])
+def test_tricubic_on_a_grid_thinner_than_a_neighbourhood_takes_the_nearest_F(tmp_path, monkeypatch, mode):
+    """h in 0..1 only (3 planes with nanoBragg's padding): no 4x4x4 neighbourhood fits, so every evaluation
+    takes the nearest F, as without -interpolate (this render raised IndexError before)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "thin.hkl").write_text("0 0 0 10\n1 0 0 20\n0 1 0 30\n0 0 5 40\n1 2 3 50\n")
+    args = "-cell 100 100 100 90 90 90 -hkl thin.hkl -N 5 -lambda 1 -distance 100 -detpixels 64 -misset 5 10 15"
+    tricubic = render(f"{args} -interpolate {mode}")
+    nearest = render(f"{args} -nointerpolate {mode}").image
+    assert nearest.max() > 0
+    np.testing.assert_array_equal(tricubic.image, nearest)
+    assert any("out of range for three point interpolation" in line for line in tricubic.log)
+
+
 def test_tricubic_fallback_is_per_evaluation_and_order_free(smooth_grid):
     """Tiles of any size, in any order, on any number of workers: identical images and one warning, the
     first out-of-range evaluation in raster order."""

@@ -31,9 +31,9 @@ def structure_factor_table(F_grid, mins, maxs, default_F: float, squared_dtype=N
     if tricubic:
         # flat offsets of the neighbourhood's 4 h planes from its lowest
         planes = [i * strides[0] for i in range(4)]
-        table.update(coefficients=_bicubic_coefficients(F_grid, dtype),
-                     planes=xp.asarray(planes, dtype=xp.int64, device=device(F_grid)),
-                     plane_start_max=float(max(flat.shape[0] - 1 - planes[-1], 0)))
+        coefficients = _bicubic_coefficients(F_grid, dtype)
+        table.update(coefficients=coefficients, planes=xp.asarray(planes, dtype=xp.int64, device=device(F_grid)),
+                     plane_start_max=float(coefficients.shape[1] - 1 - planes[-1]))
     return table
 
 
@@ -111,13 +111,16 @@ def _bicubic_coefficients(F_grid, dtype):
     sum_bc c_bc t_k^b t_l^c, the bicubic through F of its h plane at k - 1 .. k + 2, l - 1 .. l + 2.
 
     Tricubic interpolation then costs Horner's rule in (t_k, t_l) on four planes and Lagrange weights
-    across them, rather than 64 weighted terms; they take 16x the grid's memory (24x while made).
+    across them, rather than 64 weighted terms; they take 16x the grid's memory (24x while made).  A grid
+    of fewer than 4 h planes gets planes of zeros up to 4, so that every neighbourhood's reads stay inside
+    (its evaluations all take the nearest F: no neighbourhood fits).
     """
     xp = array_namespace(F_grid)
-    rows = xp.empty((16,) + tuple(F_grid.shape), dtype=dtype, device=device(F_grid))
+    H = F_grid.shape[0]
+    rows = xp.zeros((16, max(H, 4)) + tuple(F_grid.shape[1:]), dtype=dtype, device=device(F_grid))
     for c, along_l in enumerate(_cubic_coefficients(F_grid, 2)):
         for b, coefficient in enumerate(_cubic_coefficients(along_l, 1)):
-            rows[4 * c + b, ...] = xp.astype(coefficient, dtype, copy=False)
+            rows[4 * c + b, :H, ...] = xp.astype(coefficient, dtype, copy=False)
     return xp.reshape(rows, (16, -1))
 
 
