@@ -194,7 +194,7 @@ class Renderer:
         omega, capture = geometry.omega, geometry.capture
         P = omega.shape[0]
         keep = self.pixels.resolution_cut(geometry.scattering)
-        polar = self.pixels.polarization(geometry, first_only=keep is None and not self.sim.sampling.oversample_polar)
+        polar = self.pixels.polarization(geometry, first_only=keep is None and not smp.oversample_polar)
         scattering = self.xp.reshape(geometry.scattering, (-1, 3))
         accumulation = self.accumulation
         factors = accumulation.factors(omega, capture, polar)

@@ -178,9 +178,9 @@ def apply_response(float_image, response: DetectorResponse, threads: Optional[in
     photons = photon_image(host, response)
     if response.defects is not None:
         photons = response.defects.shadow(photons)
+    # noisify's running max of the input: from 0, skipping NaN
     result = ResponseResult(photons=photons, int_image=None,
-                            max_input=float(np.fmax.reduce(host, axis=None, initial=0.0)))  # as noisify's
-    # running max: from 0, skipping NaN
+                            max_input=float(np.fmax.reduce(host, axis=None, initial=0.0)))
     if response.noise:
         _noise_stage(result, response, float_image, threads)
     else:
