@@ -330,6 +330,21 @@ def test_adu_casts_as_gcc_on_x86_64():
     assert to_adu(adu, 32, noiseless=True)[0].tolist() == [4294967295, 0, 65535, 65535, 12, 0]
 
 
+def test_adu_without_negatives_or_nan_as_the_general_cast():
+    """Non-negative values take a shorter path (clip, then truncate): the same integers and overload
+    counts as the general one, which a -1 appended forces."""
+    from arraybragg.response.model import to_adu
+    edges = [0.0, -0.0, 0.99, 65534.99, 65535.0, 65535.5, 65536.0, 2147483647.0, 2147483647.5, 2147483648.0,
+             4294967296.0, 1e300, math.inf]
+    adu = np.concatenate([edges, np.random.default_rng(4).uniform(0.0, 5e9, 2000)])
+    for bits in (16, 32):
+        for noiseless in (False, True):
+            image, overloads = to_adu(adu, bits, noiseless)
+            general, general_overloads = to_adu(np.append(adu, -1.0), bits, noiseless)
+            assert image.dtype == general.dtype and np.array_equal(image, general[:-1])
+            assert overloads == general_overloads > 0
+
+
 def test_noiseless_images_error_reaches_the_caller(monkeypatch):
     """The noiseless images are made in the noise loop's thread: an error there is raised here too."""
     from arraybragg.response import model

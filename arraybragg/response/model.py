@@ -29,7 +29,7 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 
 from ..backend import array_namespace, default_threads
-from ..concurrency import beside
+from ..concurrency import beside, each
 from ..errors import InputError
 from . import streams
 from .defects import Defects
@@ -110,16 +110,20 @@ def _row_chunks(shape: tuple) -> list:
     return [slice(start, start + step) for start in range(0, shape[0], step)]
 
 
-def photon_image(float_image, response: DetectorResponse) -> np.ndarray:
-    """Step 1: photons/pixel as float32, computed in double as noisify does."""
+def photon_image(float_image, response: DetectorResponse, threads: int = 1) -> np.ndarray:
+    """Step 1: photons/pixel as float32, computed in double as noisify does (by chunks of rows on
+    ``threads`` threads)."""
     if response.fluence is None:
         factor = response.scale
     else:
         factor = (response.fluence * R_E_SQR) * response.scale
     image = np.asarray(float_image)
     out = np.empty(image.shape, dtype=np.float32)
-    for rows in _row_chunks(image.shape) if image.ndim else [()]:
+
+    def scale(rows) -> None:
         out[rows] = factor * image[rows].astype(np.float64)
+
+    each(scale, _row_chunks(image.shape) if image.ndim else [()], threads)
     return out
 
 
@@ -140,9 +144,16 @@ def to_adu(adu: np.ndarray, bits: int, noiseless: bool = False) -> tuple[np.ndar
 
     Values above 2^31 - 1 are clipped (an overload in 32 bits); the 16-bit image
     clips at 65535 (an overload in 16 bits).  noisify's noiseless image clips at
-    65535 before it makes either, so its 32-bit version is clipped too.
+    65535 before it makes either, so its 32-bit version is clipped too.  Values
+    below 0 and NaN take the C casts' results (:func:`_unsigned`).
     """
-    adu = np.array(adu, dtype=np.float64)
+    adu = np.asarray(adu, dtype=np.float64)
+    limit = 65535.0 if bits == 16 else 2147483647.0  # beyond it: an overload
+    top = 65535.0 if noiseless else limit
+    if adu.size and adu.min() >= 0.0:  # no NaN, nothing negative: clip and truncate
+        overloads = int(np.count_nonzero(adu > limit)) if adu.max() > limit else 0
+        return np.minimum(adu, top).astype(np.uint16 if bits == 16 else np.uint32), overloads
+    adu = np.array(adu)
     high32 = adu > 2147483647.0
     adu[high32] = 2147483647.0
     high16 = adu > 65535.0
@@ -175,7 +186,7 @@ def apply_response(float_image, response: DetectorResponse, threads: Optional[in
     host = _host(float_image).astype(np.float32, copy=False)
     if host.ndim != 2:
         raise InputError(f"detector response: image must be 2D, got shape {host.shape}")
-    photons = photon_image(host, response)
+    photons = photon_image(host, response, threads)
     if response.defects is not None:
         photons = response.defects.shadow(photons)
     # noisify's running max of the input: from 0, skipping NaN
@@ -292,7 +303,10 @@ def _integers(counts: np.ndarray, response: DetectorResponse, bits: int, noisele
     image = np.empty(counts.shape, dtype=np.uint16 if bits == 16 else np.uint32)
     overloads = 0
     for rows in _row_chunks(counts.shape):
-        adu = counts[rows].astype(np.float64) * response.gain + response.adc_offset
+        adu = counts[rows].astype(np.float64)
+        if response.gain != 1.0:  # (times 1.0 changes no value)
+            adu *= response.gain
+        adu += response.adc_offset
         if deviates is not None:
             adu += response.readout_noise * deviates[rows].astype(np.float64)
         image[rows], clipped = to_adu(adu, bits, noiseless)
