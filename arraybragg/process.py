@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
-__all__ = ["before_numpy", "installed_python_env"]
+__all__ = ["before_numpy", "installed_python_env", "finish"]
 
 
 def before_numpy(huge_pages: bool = True) -> None:
@@ -28,3 +29,16 @@ def installed_python_env() -> dict:
     has it (some machines set PYTHONDONTWRITEBYTECODE, so that every run compiles the modules
     again): what the benchmarks run arraybragg's programs with."""
     return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
+def finish(status: int) -> NoReturn:
+    """End a command-line process with ``status`` once stdout and stderr are flushed, without the
+    interpreter's teardown: freeing every module and array, 30-50 ms of a one-second noisify run
+    (measured).  For a program's last line, once its files are written and its threads joined:
+    atexit handlers do not run.  A flush that fails (a closed pipe) makes a zero status 1."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 1
+    os._exit(status)

@@ -149,6 +149,19 @@ def test_benchmark_script_compares_whole_processes(tmp_path, capsys):
     assert report["median_round_ratio"] == pytest.approx(report["ratio"]) and len(report["load_average_1min"]) == 2
 
 
+def test_program_flushes_its_log_and_exits_with_its_status(tmp_path):
+    """As a program the process ends without the interpreter's teardown: the log still arrives whole, the
+    files are there, and bad input still exits 2 with its one line."""
+    _write_floats(tmp_path / "in.bin", (8, 8), 2.0)
+    program = [sys.executable, "-m", "arraybragg.tools.noisify", "-floatfile", "in.bin", "-seed", "2"]
+    done = subprocess.run(program, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith("importing 64 pixel") and done.stdout.endswith("writing noiseimage.img as 2-byte integers\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.pgm", "in.bin", "intimage.img", "noiseimage.img"]
+    refused = subprocess.run(program + ["-bits", "8"], cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stdout == "" and refused.stderr.count("\n") == 1
+
+
 def test_noisify_imports_only_what_it_needs():
     """``import arraybragg`` is lazy: noisify does not load the simulator's modules, which still resolve."""
     code = ("import sys, arraybragg.tools.noisify, arraybragg\n"

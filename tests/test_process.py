@@ -35,3 +35,28 @@ def test_installed_python_env_drops_only_the_no_bytecode_setting(monkeypatch):
     monkeypatch.setenv("ARRAYBRAGG_SOMETHING", "kept")
     env = installed_python_env()
     assert "PYTHONDONTWRITEBYTECODE" not in env and env["ARRAYBRAGG_SOMETHING"] == "kept"
+
+
+def test_finish_flushes_then_exits_at_once():
+    code = ("import atexit, sys; from arraybragg.process import finish; atexit.register(print, 'teardown');"
+            " sys.stdout.write('x' * 100000); sys.stderr.write('e'); finish(3)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "x" * 100000, "e")
+
+
+def test_finish_reports_output_it_could_not_flush(monkeypatch):
+    """A flush that fails (the reader of a pipe is gone) turns a zero status into 1, and keeps any other."""
+    import arraybragg.process as process
+
+    class ClosedPipe:
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    def exit_now(status):
+        raise SystemExit(status)
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    monkeypatch.setattr(process.os, "_exit", exit_now)
+    for status, expected in ((0, 1), (2, 2)):
+        with pytest.raises(SystemExit) as ended:
+            process.finish(status)
+        assert ended.value.code == expected
