@@ -114,6 +114,22 @@ def test_bad_input_one_line_no_files(args, message, tmp_path, monkeypatch, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]
 
 
+def test_infinite_photons_refused_by_the_psf_in_one_line(tmp_path, monkeypatch, capsys):
+    """A float image times -scale beyond float32 gives infinite photons, which have no spreading radius
+    (noisify's kernel size overflows): one line naming -psf, no file, no warning."""
+    monkeypatch.chdir(tmp_path)
+    image = np.full((16, 16), 5.0, dtype=np.float32)
+    image[3, 3] = 1e30
+    image.tofile(tmp_path / "in.bin")
+    args = ["-floatfile", "in.bin", "-scale", "1e10", "-psf", "gauss", "-nonoise", "-seed", "1"]
+    assert noisify.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("arraybragg-noisify: error: -psf: an infinite pixel")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]
+    assert noisify.main(args + ["-psf_radius", "2", "-nopgm"]) == 0  # a given radius spreads it (inf)
+    assert capsys.readouterr().err == ""
+
+
 def _load_benchmark(name):
     import importlib.util
     from conftest import REPO

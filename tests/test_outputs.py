@@ -135,6 +135,24 @@ def test_atomic_write_replaces_and_leaves_nothing_on_error(tmp_path):
         files.atomic_write(tmp_path / "missing" / "x.img", b"data")
 
 
+def test_staged_outputs_commit_together_and_name_the_path_that_failed(tmp_path):
+    (tmp_path / "old.img").write_bytes(b"old")
+    with files.StagedOutputs() as staged:
+        for name in ("old.img", "new.img", "third.img"):
+            with open(staged.stage(tmp_path / name), "wb") as stream:
+                stream.write(name.encode())
+        assert (tmp_path / "old.img").read_bytes() == b"old"  # nothing replaced before the end
+    assert [(tmp_path / n).read_bytes() for n in ("old.img", "new.img", "third.img")] == [b"old.img", b"new.img",
+                                                                                        b"third.img"]
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OSError) as failed:
+        with files.StagedOutputs() as staged:
+            for name in ("taken", "other.img"):
+                open(staged.stage(tmp_path / name), "wb").close()
+    assert failed.value.filename == str(tmp_path / "taken")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
 def test_write_pgm(tmp_path):
     image = np.full((2, 3), 10.0, dtype=np.float32)
     outputs.write_pgm(tmp_path / "a.pgm", image, 2.0, (0, 1, 0, 1))

@@ -78,6 +78,23 @@ def test_direct_sum_with_few_bright_sources_is_noisify_loop(block, monkeypatch):
     assert np.array_equal(apply_psf(image, psf), _c_loop(image, psf))
 
 
+@pytest.mark.parametrize("psf", [PSF("gauss", 1.2), PSF("fiber", 0.9)], ids=["gauss", "fiber"])
+def test_masks_by_product_as_by_where(psf, monkeypatch):
+    """Sources are masked by a product with the mask where every value is finite, by ``where``
+    elsewhere: the same bits as ``where`` everywhere, with NaN, infinities, negatives and zeros about."""
+    monkeypatch.setattr(psf_module, "_BLOCK_PIXELS", 60)
+    image = np.random.default_rng(8).poisson(3.0, (30, 20)).astype(np.float32)
+    image[2, 19], image[9, 4], image[20, 10] = 3e5, -7.0, 0.004
+    odd = image.copy()
+    odd[25, 3], odd[26, 15], odd[28, 0] = np.nan, -np.inf, np.nan
+    product = [apply_psf(values, psf) for values in (image, odd)]
+    masked = psf_module._masked
+    monkeypatch.setattr(psf_module, "_masked", lambda xp, values, keep, finite: masked(xp, values, keep, False))
+    for values, result in zip((image, odd), product):
+        assert np.array_equal(result, apply_psf(values, psf), equal_nan=True)
+    assert np.isfinite(product[0]).all()
+
+
 @pytest.mark.parametrize("psf", [PSF("gauss", 1.5), PSF("fiber", 1.2, radius=2), PSF("gauss", 1.5, method="fft")])
 def test_array_api_strict_matches_numpy(psf):
     image = _image((11, 7))

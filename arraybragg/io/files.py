@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+from ..concurrency import each
+
 
 def atomic_write(path, *chunks) -> None:
     """Write bytes-like ``chunks`` to ``path`` through a temporary file and ``os.replace``.
@@ -53,15 +55,25 @@ class StagedOutputs:
     def __exit__(self, kind, exc, tb) -> None:
         try:
             if exc is None:
-                for temporary, path in self._staged:
-                    self._current = path
-                    os.replace(temporary, path)
+                each(self._commit, self._staged, len(self._staged))
                 self._staged.clear()
+            elif isinstance(exc, OSError) and self._current is not None:  # name the path, not the temporary
+                exc = OSError(exc.errno, exc.strerror, self._current)
         except OSError as error:
             exc = error
         finally:
             for temporary, _ in self._staged:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
-        if isinstance(exc, OSError) and self._current is not None:
-            raise OSError(exc.errno, exc.strerror, self._current) from None
+        if isinstance(exc, OSError):
+            raise exc from None
+
+    @staticmethod
+    def _commit(staged: tuple) -> None:
+        """Rename one staged file to its path (all of them at once, on threads: replacing a file frees
+        its pages, 5-15 ms for a 12 MB image here).  An error names the path."""
+        temporary, path = staged
+        try:
+            os.replace(temporary, path)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, path) from None

@@ -121,7 +121,8 @@ def photon_image(float_image, response: DetectorResponse, threads: int = 1) -> n
     out = np.empty(image.shape, dtype=np.float32)
 
     def scale(rows) -> None:
-        out[rows] = factor * image[rows].astype(np.float64)
+        with np.errstate(over="ignore"):  # beyond float32: inf, as the C's cast gives, without a warning
+            out[rows] = factor * image[rows].astype(np.float64)
 
     each(scale, _row_chunks(image.shape) if image.ndim else [()], threads)
     return out
