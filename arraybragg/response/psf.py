@@ -356,12 +356,13 @@ def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:
     finite = bool(xp.all(state["finite"][rows]))
     brightest = float(xp.max(chunk) if finite else xp.max(_masked(xp, chunk, positive, False)))
     state["brightest"] = max(state["brightest"], brightest, 0.0)
-    index = xp.zeros(chunk.shape, dtype=xp.int32, device=getattr(chunk, "device", None))
+    steps = xp.int8 if len(table["bounds"]) < 128 else xp.int32  # counted in the narrowest type that holds them
+    index = xp.zeros(chunk.shape, dtype=steps, device=getattr(chunk, "device", None))
     for bound in table["bounds"]:  # the step of each pixel: the bounds it reaches (none: NaN, <= 0)
         if bound > brightest:
             break
-        index += xp.astype(chunk >= bound, xp.int32)
-    index = xp.reshape(index, (-1,))
+        index += xp.astype(chunk >= bound, steps)
+    index = xp.astype(xp.reshape(index, (-1,)), xp.int64)  # (NumPy's take converts other index types each time)
     values = xp.astype(_masked(xp, chunk, positive, finite), xp.float64)  # the sources' values, else 0
     factor = xp.reshape(xp.take(table["loss"], index), chunk.shape)
     lost = values * factor if psf.kind == "gauss" else values * psf.g / factor
