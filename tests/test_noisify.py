@@ -19,6 +19,7 @@ import pytest
 
 from conftest import NO_REFERENCE, REFERENCE
 
+from arraybragg.errors import InputError
 from arraybragg.tools import noisify
 
 MIN_IDENTICAL = 0.999
@@ -128,6 +129,14 @@ def test_infinite_photons_refused_by_the_psf_in_one_line(tmp_path, monkeypatch, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]
     assert noisify.main(args + ["-psf_radius", "2", "-nopgm"]) == 0  # a given radius spreads it (inf)
     assert capsys.readouterr().err == ""
+
+
+def test_psf_type_read_as_noisify_reads_it():
+    """noisify takes any -psf value containing "gauss" or "fiber" (fiber first), so scripts may say gaussian."""
+    for value, kind in (("gaussian", "gauss"), ("gauss", "gauss"), ("fibers", "fiber"), ("gaussfiber", "fiber")):
+        assert noisify.parse_args(["-floatfile", "in.bin", "-psf", value]).psf == kind
+    with pytest.raises(InputError, match="-psf: unknown point-spread function 'moffat'"):
+        noisify.parse_args(["-floatfile", "in.bin", "-psf", "moffat"])
 
 
 def _load_benchmark(name):

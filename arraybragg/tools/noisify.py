@@ -105,6 +105,12 @@ def _text(flag: str, token: str) -> str:
     return token
 
 
+def _psf_kind(token: str) -> str:
+    """noisify's reading of a -psf value: it names fiber if it contains "fiber", else gauss if it contains
+    "gauss" ("-psf gaussian" is a Gaussian); anything else is kept, to be refused."""
+    return "fiber" if "fiber" in token else "gauss" if "gauss" in token else token
+
+
 def _mm(v):
     return v / 1000.0
 
@@ -130,7 +136,7 @@ _VALUES = {
     ("-detpixels_x",): (("xpixels",), _integer, _same),
     ("-detpixels_y",): (("ypixels",), _integer, _same),
     ("-pixel",): (("pixel",), _number, _mm),
-    ("-psf",): (("psf",), _text, _same),
+    ("-psf",): (("psf",), _text, _psf_kind),
     ("-psf_radius", "-psf_rad"): (("psf_radius",), _number, lambda v: int(v) if math.isfinite(v) else 0),
     ("-psf_fwhm", "-psf_sigma", "-psf_width"): (("psf_fwhm",), _number, lambda v: float(np.float32(v / 1e6))),
     ("-fluence",): (("fluence",), _number, _same),
