@@ -337,6 +337,26 @@ def test_radius_steps_are_the_c_radius_of_every_value(psf, maxwidth):
     assert len(set(radii)) > 3
 
 
+@pytest.mark.parametrize("engine", ["c", "numpy"])
+def test_running_sum_adds_in_order_in_double(engine, monkeypatch):
+    """noisify's running sums: one float at a time into a double, in raster order (another order, or
+    NumPy's pairwise sum, rounds differently on these values)."""
+    from arraybragg.response import _compiled
+    if engine == "c" and _compiled._noiseloop is None:
+        pytest.skip("the C extension was not built")
+    if engine == "numpy":
+        monkeypatch.setattr(_compiled, "_noiseloop", None)
+        monkeypatch.setattr(_compiled, "_SUM_CHUNK", 1000)
+    generator = np.random.default_rng(3)
+    values = (generator.random((90, 70)) * 10.0 ** generator.uniform(-6, 9, (90, 70))).astype(np.float32)
+    values[values < 1e-3] = 0.0
+    total = 7.25
+    for value in values.ravel().tolist():
+        total += value
+    assert _compiled.running_sum(values, 7.25) == total != float(np.sum(values, dtype=np.float64)) + 7.25
+    assert _compiled.running_sum(values[:0], 2.0) == 2.0
+
+
 def test_adu_casts_as_gcc_on_x86_64():
     from arraybragg.response.model import to_adu
     adu = np.array([-1.5, math.nan, 70000.0, 3e9, 12.9, 0.0])

@@ -1,4 +1,5 @@
-/* noisify's noise loop as a small C extension: the arithmetic of arraybragg/response/_compiled.py.
+/* noisify's noise loop as a small C extension: the arithmetic of arraybragg/response/_compiled.py,
+ * and its running double sums of float images (running_sum).
  *
  * Built by the package's own build when a C compiler is there (optional: without it,
  * _compiled.py falls back to numba, then to pure Python).  It saves numba's import and
@@ -195,10 +196,36 @@ static PyObject *noise_loop(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(total);
 }
 
+/* noisify's running sums: a double total plus float values, one at a time in order (not vectorised:
+ * without -ffast-math the compiler keeps the order, and so the rounding, of the additions). */
+static PyObject *running_sum(PyObject *self, PyObject *args)
+{
+    Py_buffer values;
+    double total = 0.0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*|d", &values, &total))
+        return NULL;
+    if (values.len % (Py_ssize_t)sizeof(float) != 0) {
+        PyBuffer_Release(&values);
+        PyErr_SetString(PyExc_ValueError, "running_sum: not a buffer of floats");
+        return NULL;
+    }
+    const float *value = (const float *)values.buf;
+    Py_ssize_t count = values.len / (Py_ssize_t)sizeof(float);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++)
+        total += (double)value[i];
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&values);
+    return PyFloat_FromDouble(total);
+}
+
 static PyMethodDef methods[] = {
     {"noise_loop", noise_loop, METH_VARARGS,
      "noise_loop(photons f4, counts f4 (out), flicker, calibration, ints i8[35], floats f8[6][, total]) -> "
      "total (default 0.0) plus the counts, added one at a time in order; resumes from the state in ints, floats"},
+    {"running_sum", running_sum, METH_VARARGS,
+     "running_sum(values f4[, total]) -> total (default 0.0) plus the values, added one at a time in order"},
     {NULL, NULL, 0, NULL},
 };
 

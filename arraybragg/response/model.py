@@ -32,6 +32,7 @@ from ..backend import array_namespace, default_threads
 from ..concurrency import beside, each
 from ..errors import InputError
 from . import streams
+from ._compiled import running_sum
 from .defects import Defects
 from .psf import PSF, apply_psf
 
@@ -228,7 +229,7 @@ def _noise_stage(result: ResponseResult, response: DetectorResponse, like, threa
         counts, stream, result.photons_before_psf = streams.noise_counts(*draw)
         if response.psf is not None:
             counts = _blur(counts, response.psf, like, threads)
-    blurred_sum = beside(_sequential_sum, counts, threads) if response.psf is not None else None
+    blurred_sum = beside(running_sum, counts, threads) if response.psf is not None else None
     deviates = None
     if response.readout_noise > 0.0:
         deviates = streams.gauss_array(stream, counts.size).reshape(counts.shape)
@@ -313,14 +314,3 @@ def _integers(counts: np.ndarray, response: DetectorResponse, bits: int, noisele
         image[rows], clipped = to_adu(adu, bits, noiseless)
         overloads += clipped
     return image, overloads
-
-
-def _sequential_sum(values: np.ndarray) -> float:
-    """Double sum added one value at a time in raster order, as the C loop (by chunks of rows)."""
-    total = 0.0
-    for rows in _row_chunks(values.shape):
-        part = values[rows].astype(np.float64).ravel()
-        if part.size:
-            part[0] += total
-            total = float(np.cumsum(part)[-1])
-    return total

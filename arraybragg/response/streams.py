@@ -19,6 +19,7 @@ import array
 import numpy as np
 
 from .. import rng
+from . import _compiled  # (numba, when installed, is imported only for the compiled loop)
 
 __all__ = ["SharedRan1", "SHOT", "CALIBRATION", "noise_counts", "gauss_array", "calibrated"]
 
@@ -148,8 +149,7 @@ def _counts(photons, flicker, calibration, seed, calib_seed, counts, progress):
     if flicker <= 0.0 and calibration <= 0.0:  # one seed only: the vectorised code
         stream = rng.Ran1Stream(seed)
         counts[...] = rng.poisson_array(flat, stream).reshape(counts.shape)
-        return counts, stream, _sequential_sum(counts)
-    from . import _compiled  # numba (when installed) is imported only for this loop
+        return counts, stream, _compiled.running_sum(counts)
     if _compiled.available():
         counts, ints, floats, total = _compiled.noise_loop(photons, flicker, calibration, seed, calib_seed,
                                                            counts=counts, progress=progress)
@@ -187,12 +187,6 @@ def _continue_shot(ints: np.ndarray, floats: np.ndarray) -> rng.Ran1Stream:
     stream.poisson_mean, stream.poisson_g = float(floats[2]), float(floats[3])
     stream.poisson_sq, stream.poisson_log_mean = float(floats[4]), float(floats[5])
     return stream
-
-
-def _sequential_sum(values: np.ndarray) -> float:
-    """Sum in double, one value at a time in order (as a C loop adds)."""
-    nonzero = values[values != 0].astype(np.float64)
-    return float(np.cumsum(nonzero)[-1]) if nonzero.size else 0.0
 
 
 def gauss_array(stream: rng.Ran1Stream, count: int) -> np.ndarray:
