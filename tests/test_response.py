@@ -382,6 +382,34 @@ def test_adu_without_negatives_or_nan_as_the_general_cast():
             assert overloads == general_overloads > 0
 
 
+@pytest.mark.parametrize("extra", [{}, {"flicker": 0.05, "bits": 32}, {"readout_noise": 2.0}],
+                         ids=["calibration", "flicker-32bit", "readout"])
+def test_noise_loop_beside_the_integers_gives_the_same_images(extra, monkeypatch):
+    """Without a PSF, the noise image's integers are made chunk by chunk while the loop draws the next
+    rows (threads > 1; readout noise waits for the loop): the same images as one after the other."""
+    from arraybragg.response import model
+    monkeypatch.setattr(model, "_CHUNK_PIXELS", 64)
+    image = _image((37, 23)) * np.float32(2000.0)  # some pixels beyond 65535
+    response = DetectorResponse(scale=1.0, seed=-9, **extra)
+    one, two = (apply_response(image, response, threads=threads) for threads in (1, 2))
+    for name in ("int_image", "int16_image", "noise_image"):
+        assert np.array_equal(getattr(one, name), getattr(two, name)), name
+    assert (one.overloads, one.noise_photons, one.photons_before_psf) == (two.overloads, two.noise_photons,
+                                                                            two.photons_before_psf)
+    assert one.noise_photons > 0 and (one.overloads > 0) == (response.bits == 16)
+
+
+def test_noise_loop_error_reaches_the_caller_without_psf(monkeypatch):
+    from arraybragg.response import streams
+
+    def broken(*args, **kwargs):
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(streams, "noise_counts", broken)
+    with pytest.raises(MemoryError, match="no room"):
+        apply_response(_image((20, 20)), DetectorResponse(scale=1.0, seed=-3), threads=2)
+
+
 def test_noiseless_images_error_reaches_the_caller(monkeypatch):
     """The noiseless images are made in the noise loop's thread: an error there is raised here too."""
     from arraybragg.response import model

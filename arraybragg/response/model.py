@@ -224,6 +224,9 @@ def _noise_stage(result: ResponseResult, response: DetectorResponse, like, threa
     if _overlapped(response.psf, like):
         counts, stream, result.photons_before_psf = _blurred_counts(
             draw, response.psf, lambda: _noiseless_images(result, response), threads)
+    elif threads > 1 and (response.psf is None or not response.psf.fwhm_pixels > 0.0) \
+            and not response.readout_noise > 0.0:
+        return _counted_integers(result, response, draw)
     else:
         _noiseless_images(result, response)
         counts, stream, result.photons_before_psf = streams.noise_counts(*draw)
@@ -268,35 +271,69 @@ class _FinishedRows:
                 raise self._error
 
 
+class _NoiseThread:
+    """The noise loop in a thread of its own (the compiled loop releases the GIL), filling ``counts``
+    in raster order (``rows`` says how far), then ``then()`` there too (when given)."""
+
+    def __init__(self, draw: tuple, then=None):
+        self.counts = np.empty(np.shape(draw[0]), dtype=np.float32)
+        self.rows, self._outcome = _FinishedRows(), {}
+        self._worker = threading.Thread(target=self._loop, args=(draw, then), name="arraybragg-noise-loop",
+                                        daemon=True)
+        self._worker.start()
+
+    def _loop(self, draw: tuple, then) -> None:
+        try:
+            self._outcome["noise"] = streams.noise_counts(*draw, counts=self.counts, progress=self.rows.advance)
+            if then is not None:
+                then()
+        except BaseException as error:  # handed to the thread waiting for rows, which raises it
+            self._outcome["error"] = error
+            self.rows.abandon(error)
+
+    def join(self) -> None:
+        self._worker.join()
+
+    def result(self) -> tuple:
+        """(shot stream, the counts' sum) once the thread is done, or the error that stopped it."""
+        self.join()
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome["noise"][1:]
+
+
 def _blurred_counts(draw: tuple, psf: PSF, then, threads: int) -> tuple[np.ndarray, streams.rng.Ran1Stream, float]:
-    """The noise loop in a second thread (the compiled loop releases the GIL), then ``then()``
-    there too, and the direct PSF on ``threads`` others, which spread each block of rows as soon
-    as the loop has drawn the rows it needs.
+    """The noise loop in a second thread, then ``then()`` there too, and the direct PSF on ``threads``
+    others, which spread each block of rows as soon as the loop has drawn the rows it needs.
 
     The same numbers as one after the other: the loop fills ``counts`` in raster order and
     the PSF only reads finished rows.  Returns (blurred counts, shot stream, counts' sum).
     """
-    counts = np.empty(np.shape(draw[0]), dtype=np.float32)
-    rows, outcome = _FinishedRows(), {}
-
-    def loop():
-        try:
-            outcome["noise"] = streams.noise_counts(*draw, counts=counts, progress=rows.advance)
-            then()
-        except BaseException as error:  # handed to the PSF's thread, which raises it
-            outcome["error"] = error
-            rows.abandon(error)
-
-    worker = threading.Thread(target=loop, name="arraybragg-noise-loop", daemon=True)
-    worker.start()
+    loop = _NoiseThread(draw, then)
     try:
-        blurred = apply_psf(counts, psf, ready=rows.wait, threads=threads)
+        blurred = apply_psf(loop.counts, psf, ready=loop.rows.wait, threads=threads)
     finally:
-        worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    _, stream, total = outcome["noise"]
-    return blurred, stream, total
+        loop.join()
+    return (blurred, *loop.result())
+
+
+def _counted_integers(result: ResponseResult, response: DetectorResponse, draw: tuple) -> None:
+    """Steps 2-5 without PSF or readout noise: the noise loop in a second thread while this one makes
+    the noiseless images, then the noise image's integers of each chunk of rows once the loop has
+    drawn it (the same numbers as one after the other)."""
+    loop = _NoiseThread(draw)
+    try:
+        _noiseless_images(result, response)
+        image = np.empty(loop.counts.shape, dtype=np.uint16 if response.bits == 16 else np.uint32)
+        overloads = 0
+        for chunk in _row_chunks(image.shape):
+            loop.rows.wait(min(chunk.stop, image.shape[0]))
+            image[chunk], clipped = _integers(loop.counts[chunk], response, response.bits)
+            overloads += clipped
+    finally:
+        loop.join()
+    _, result.photons_before_psf = loop.result()
+    result.noise_image, result.overloads, result.noise_photons = image, overloads, result.photons_before_psf
 
 
 def _integers(counts: np.ndarray, response: DetectorResponse, bits: int, noiseless: bool = False,
