@@ -71,7 +71,7 @@ class StagedOutputs:
     @staticmethod
     def _commit(staged: tuple) -> None:
         """Rename one staged file to its path (all of them at once, on threads: replacing a file frees
-        its pages, 5-15 ms for a 12 MB image here).  An error names the path."""
+        its pages, 8-16 ms for a 12 MB image here).  An error names the path."""
         temporary, path = staged
         try:
             os.replace(temporary, path)

@@ -226,7 +226,8 @@ def _noise_stage(result: ResponseResult, response: DetectorResponse, like, threa
             draw, response.psf, lambda: _noiseless_images(result, response), threads)
     elif threads > 1 and (response.psf is None or not response.psf.fwhm_pixels > 0.0) \
             and not response.readout_noise > 0.0:
-        return _counted_integers(result, response, draw)
+        _counted_integers(result, response, draw)
+        return
     else:
         _noiseless_images(result, response)
         counts, stream, result.photons_before_psf = streams.noise_counts(*draw)
