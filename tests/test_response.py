@@ -95,6 +95,14 @@ def test_masks_by_product_as_by_where(psf, monkeypatch):
     assert np.isfinite(product[0]).all()
 
 
+def test_brightest_pixel_above_zero_without_nan():
+    cases = [([np.nan, 3.0, -1.0], 3.0), ([-5.0, -1.0], 0.0), ([np.nan, -1.0], 0.0), ([np.inf, np.nan], np.inf),
+             ([-0.0, 0.0], 0.0), ([2.5], 2.5)]
+    for values, expected in cases:
+        for xp in (np, array_api_strict):
+            assert psf_module._brightest(xp, xp.asarray(np.array(values, dtype=np.float32))) == expected, values
+
+
 @pytest.mark.parametrize("psf", [PSF("gauss", 1.5), PSF("fiber", 1.2, radius=2), PSF("gauss", 1.5, method="fft")])
 def test_array_api_strict_matches_numpy(psf):
     image = _image((11, 7))
