@@ -42,8 +42,10 @@ def beside(function: Callable, argument, threads: int = 2) -> Callable:
 def each(work: Callable, items: Iterable, threads: int, gate: Callable = None) -> None:
     """work(item) for every item, the items taken in order by this thread and ``threads`` - 1
     helpers; each helper first calls ``gate()`` (when given).  The first error stops the taking
-    and is raised here."""
-    pending, lock, errors = iter(items), threading.Lock(), []
+    and is raised here, once the helpers at work have finished their items: helpers still waiting
+    at the gate are not waited for (they take nothing once through it), so an error here, or
+    Ctrl-C, does not wait on what the gate waits for."""
+    pending, lock, errors, working = iter(items), threading.Lock(), [], []
 
     def take():
         with lock:
@@ -53,17 +55,22 @@ def each(work: Callable, items: Iterable, threads: int, gate: Callable = None) -
         try:
             if first is not None:
                 first()
+                with lock:
+                    working.append(threading.current_thread())
             while (item := take()) is not None:
                 work(item)
         except BaseException as error:
-            errors.append(error)
+            with lock:
+                errors.append(error)
 
     helpers = [threading.Thread(target=worker, args=(gate,), name="arraybragg-each", daemon=True)
                for _ in range(threads - 1)]
     for thread in helpers:
         thread.start()
     worker()
-    for thread in helpers:
+    with lock:
+        waited = helpers if gate is None or not errors else list(working)
+    for thread in waited:
         thread.join()
     if errors:
         raise errors[0]

@@ -56,3 +56,25 @@ def test_each_helpers_wait_for_the_gate():
 
     each(work, range(200), 3, gate=opened.wait)
     assert all(seen)
+
+
+def test_each_error_does_not_wait_for_helpers_at_the_gate():
+    """An error in the calling thread (or Ctrl-C) is raised at once while the helpers still wait at the
+    gate; once through it, they take no item."""
+    opened, taken = threading.Event(), []
+
+    def work(item):
+        taken.append((item, threading.current_thread().name))
+        raise KeyboardInterrupt
+
+    safety = threading.Timer(5.0, opened.set)  # (a helper waited for would hold each() 5 s, then fail below)
+    safety.start()
+    with pytest.raises(KeyboardInterrupt):
+        each(work, range(50), 3, gate=opened.wait)
+    assert not opened.is_set() and taken == [(0, threading.current_thread().name)]
+    safety.cancel()
+    helpers = [thread for thread in threading.enumerate() if thread.name == "arraybragg-each"]
+    opened.set()
+    for thread in helpers:
+        thread.join(timeout=10)
+    assert taken == [(0, threading.current_thread().name)] and not any(thread.is_alive() for thread in helpers)

@@ -418,6 +418,43 @@ def test_noise_loop_error_reaches_the_caller_without_psf(monkeypatch):
         apply_response(_image((20, 20)), DetectorResponse(scale=1.0, seed=-3), threads=2)
 
 
+@pytest.mark.parametrize("psf", [None, PSF("gauss", 1.5)], ids=["no-psf", "psf"])
+def test_an_error_beside_the_loop_stops_it_at_its_next_block(psf, monkeypatch):
+    """When the thread using the loop's rows fails (or is interrupted), the loop stops within a block
+    instead of drawing the rest of the image first."""
+    from arraybragg.response import _compiled, model, psf as psf_module
+    if not _compiled.available():
+        pytest.skip("no compiled noise loop")
+    monkeypatch.setattr(_compiled, "_CHUNK_PIXELS", 600)  # blocks of 2 rows
+    monkeypatch.setattr(model, "_CHUNK_PIXELS", 600)
+    reported = []
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    stopped, original_stop, original_advance = threading.Event(), model._FinishedRows.stop, model._FinishedRows.advance
+
+    def stop(self):
+        original_stop(self)
+        stopped.set()
+
+    def advance(self, rows):  # the loop's second block waits until the failing side has stopped it
+        reported.append(rows)
+        if len(reported) == 2:
+            stopped.wait(timeout=10)
+        original_advance(self, rows)
+
+    monkeypatch.setattr(model._FinishedRows, "stop", stop)
+    monkeypatch.setattr(model._FinishedRows, "advance", advance)
+    monkeypatch.setattr(model, "_integers" if psf is None else "apply_psf", broken)
+    if psf is None:  # the noiseless images are made before the loop's rows are read: only the noise image fails
+        monkeypatch.setattr(model, "_noiseless_images", lambda result, response: None)
+    with pytest.raises(KeyboardInterrupt):
+        apply_response(_image((400, 300)) * np.float32(50.0), DetectorResponse(scale=1.0, seed=-3, psf=psf),
+                       threads=2)
+    assert stopped.is_set() and max(reported) <= 4  # two blocks of 2 rows at most, of 400
+
+
 def test_noiseless_images_error_reaches_the_caller(monkeypatch):
     """The noiseless images are made in the noise loop's thread: an error there is raised here too."""
     from arraybragg.response import model

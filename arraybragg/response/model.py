@@ -247,18 +247,29 @@ def _overlapped(psf: Optional[PSF], like) -> bool:
             and is_numpy_namespace(array_namespace(like)))
 
 
+class _Stopped(Exception):
+    """Raised in the thread filling an image once nobody waits for its rows any more."""
+
+
 class _FinishedRows:
     """Rows of an image that another thread fills in order: ``wait(rows)`` returns once the first
-    ``rows`` are final, or raises the error that stopped that thread."""
+    ``rows`` are final, or raises the error that stopped that thread.  After ``stop()``, the filling
+    thread's next ``advance`` raises :class:`_Stopped`."""
 
     def __init__(self):
         self._condition = threading.Condition()
-        self._rows, self._error = 0, None
+        self._rows, self._error, self._stopped = 0, None, False
 
     def advance(self, rows: int) -> None:
         with self._condition:
+            if self._stopped:
+                raise _Stopped()
             self._rows = max(self._rows, rows)
             self._condition.notify_all()
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopped = True
 
     def abandon(self, error: BaseException) -> None:
         with self._condition:
@@ -313,6 +324,9 @@ def _blurred_counts(draw: tuple, psf: PSF, then, threads: int) -> tuple[np.ndarr
     loop = _NoiseThread(draw, then)
     try:
         blurred = apply_psf(loop.counts, psf, ready=loop.rows.wait, threads=threads)
+    except BaseException:  # (Ctrl-C, an error): the loop stops at its next block of rows
+        loop.rows.stop()
+        raise
     finally:
         loop.join()
     return (blurred, *loop.result())
@@ -331,6 +345,9 @@ def _counted_integers(result: ResponseResult, response: DetectorResponse, draw: 
             loop.rows.wait(min(chunk.stop, image.shape[0]))
             image[chunk], clipped = _integers(loop.counts[chunk], response, response.bits)
             overloads += clipped
+    except BaseException:  # (Ctrl-C, an error): the loop stops at its next block of rows
+        loop.rows.stop()
+        raise
     finally:
         loop.join()
     _, result.photons_before_psf = loop.result()
