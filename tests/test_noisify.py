@@ -105,6 +105,8 @@ def test_default_header_and_files(tmp_path, monkeypatch):
     (["-floatfile", "in.bin", "--hot-pixels", "2"], "--hot-pixels"),
     (["-floatfile", "in.bin", "--threads", "0"], "--threads"),
     (["-floatfile", "in.bin", "--threads", "two"], "--threads"),
+    (["-floatfile", "in.bin", "-psf", "gauss", "-psf_fwhm", "1e300"], "-psf_fwhm"),  # inf as a C float
+    (["-floatfile", "in.bin", "-psf", "gauss", "-flicker", "inf"], "-psf: a pixel of infinite photons"),
 ])
 def test_bad_input_one_line_no_files(args, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -125,7 +127,7 @@ def test_infinite_photons_refused_by_the_psf_in_one_line(tmp_path, monkeypatch, 
     args = ["-floatfile", "in.bin", "-scale", "1e10", "-psf", "gauss", "-nonoise", "-seed", "1"]
     assert noisify.main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("arraybragg-noisify: error: -psf: an infinite pixel")
+    assert err.count("\n") == 1 and err.startswith("arraybragg-noisify: error: -psf: a pixel of infinite photons")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]
     assert noisify.main(args + ["-psf_radius", "2", "-nopgm"]) == 0  # a given radius spreads it (inf)
     assert capsys.readouterr().err == ""
@@ -137,6 +139,13 @@ def test_psf_type_read_as_noisify_reads_it():
         assert noisify.parse_args(["-floatfile", "in.bin", "-psf", value]).psf == kind
     with pytest.raises(InputError, match="-psf: unknown point-spread function 'moffat'"):
         noisify.parse_args(["-floatfile", "in.bin", "-psf", "moffat"])
+
+
+def test_beamstop_beyond_float_range_shadows_everything(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write_floats(tmp_path / "in.bin", (8, 8), 50.0)
+    assert noisify.main(["-floatfile", "in.bin", "-seed", "1", "--beamstop", "1e300", "-nopgm", "-nonoise"]) == 0
+    assert set(np.fromfile(tmp_path / "intimage.img", dtype=np.uint16)[256:].tolist()) == {40}  # the ADC offset
 
 
 def _load_benchmark(name):

@@ -52,7 +52,7 @@ class Defects:
             return photons
         slow, fast = np.indices(photons.shape, dtype=np.float64)
         inside = (fast + 0.5 - self.beam_fast) ** 2 + (slow + 0.5 - self.beam_slow) ** 2 \
-            <= self.beamstop_radius ** 2
+            <= self.beamstop_radius * self.beamstop_radius  # (inf, not OverflowError, for a huge radius)
         return np.where(inside, photons * np.float32(self.beamstop_transmission), photons).astype(np.float32)
 
     def pixel_masks(self, shape) -> tuple[np.ndarray, np.ndarray]:

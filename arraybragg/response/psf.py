@@ -69,6 +69,8 @@ class PSF:
             raise InputError(f"-psf: unknown point-spread function '{self.kind}' (gauss or fiber)")
         if self.method not in ("direct", "fft"):
             raise InputError(f"--psf-method: unknown method '{self.method}' (direct or fft)")
+        if self.fwhm_pixels == math.inf:  # (noisify's kernel size overflows)
+            raise InputError("-psf_fwhm: an infinite width (beyond a C float) cannot be spread")
 
     @property
     def g(self) -> float:
@@ -271,10 +273,15 @@ def _cached_radius(psf: PSF, max_value: float, maxwidth: int) -> int:
     kernel size then overflows): refused, unless the radius is given."""
     if psf.radius <= 0 and max_value <= 0.0:
         return 0
-    if psf.radius <= 0 and max_value == math.inf:
-        raise InputError("-psf: an infinite pixel has no spreading radius (the photons overflow float32: "
-                         "lower -scale, or give -psf_radius)")
+    _spreadable(psf, max_value)
     return kernel_radius(psf, max_value, maxwidth)
+
+
+def _spreadable(psf: PSF, brightest: float) -> None:
+    """Refuse an infinite pixel when radii are automatic: it has none (noisify's kernel size overflows)."""
+    if psf.radius <= 0 and brightest == math.inf:
+        raise InputError("-psf: a pixel of infinite photons has no spreading radius (keep the photons within "
+                         "float32, e.g. a lower -scale, or give -psf_radius)")
 
 
 def _offset_order(kernel: dict, width: int) -> list:
@@ -364,6 +371,7 @@ def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:
     state["finite"][rows] = xp.all(xp.isfinite(chunk), axis=1)
     finite = bool(xp.all(state["finite"][rows]))
     brightest = _brightest(xp, chunk)
+    _spreadable(psf, brightest)
     state["brightest"] = max(state["brightest"], brightest)
     steps = xp.int8 if len(table["bounds"]) < 128 else xp.int32  # counted in the narrowest type that holds them
     index = xp.zeros(chunk.shape, dtype=steps, device=getattr(chunk, "device", None))

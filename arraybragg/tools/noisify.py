@@ -111,6 +111,12 @@ def _psf_kind(token: str) -> str:
     return "fiber" if "fiber" in token else "gauss" if "gauss" in token else token
 
 
+def _c_float(value: float) -> float:
+    """``value`` as a C float holds it (beyond its range: an infinity, without NumPy's warning)."""
+    with np.errstate(over="ignore"):
+        return float(np.float32(value))
+
+
 def _mm(v):
     return v / 1000.0
 
@@ -138,7 +144,7 @@ _VALUES = {
     ("-pixel",): (("pixel",), _number, _mm),
     ("-psf",): (("psf",), _text, _psf_kind),
     ("-psf_radius", "-psf_rad"): (("psf_radius",), _number, lambda v: int(v) if math.isfinite(v) else 0),
-    ("-psf_fwhm", "-psf_sigma", "-psf_width"): (("psf_fwhm",), _number, lambda v: float(np.float32(v / 1e6))),
+    ("-psf_fwhm", "-psf_sigma", "-psf_width"): (("psf_fwhm",), _number, lambda v: _c_float(v / 1e6)),
     ("-fluence",): (("fluence",), _number, _same),
     ("-floatfile", "-floatimage", "-bin"): (("floatfile",), _text, _same),
     ("-header",): (("headerfile",), _text, _same),
