@@ -45,6 +45,8 @@ def each(work: Callable, items: Iterable, threads: int, gate: Callable = None) -
     and is raised here, once the helpers at work have finished their items: helpers still waiting
     at the gate are not waited for (they take nothing once through it), so an error here, or
     Ctrl-C, does not wait on what the gate waits for."""
+    items = list(items)
+    threads = min(threads, len(items))  # (no helper without an item: --threads may be any number)
     pending, lock, errors, working = iter(items), threading.Lock(), [], []
 
     def take():

@@ -130,6 +130,23 @@ def test_tiles_and_workers_do_not_change_the_image(workdir, dtype, extra):
     assert whole.stats.max_I == split.stats.max_I > 0
 
 
+def test_no_more_worker_processes_than_tiles(workdir, monkeypatch):
+    """--threads may be any number: the pool gets one process per tile at most (9 tiles here), and the
+    image is the one of a single worker."""
+    import multiprocessing.context
+    sizes, pool = [], multiprocessing.context.ForkContext.Pool
+
+    def recording_pool(self, processes=None, *args, **kwargs):
+        sizes.append(processes)
+        return pool(self, processes, *args, **kwargs)
+
+    monkeypatch.setattr(multiprocessing.context.ForkContext, "Pool", recording_pool)
+    one = renderer(SWEEP, "float64", threads=1, tile_pixels=1100).render()
+    many = renderer(SWEEP, "float64", threads=64, tile_pixels=1100).render()
+    assert sizes == [9]
+    np.testing.assert_array_equal(one.image, many.image)
+
+
 @pytest.mark.parametrize("extra", ["", "--c-parity -dmin 3"])
 def test_increment_path_under_array_api_strict(workdir, extra):
     """The increment path uses nothing beyond the array API standard: same image as on NumPy."""

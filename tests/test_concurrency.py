@@ -78,3 +78,18 @@ def test_each_error_does_not_wait_for_helpers_at_the_gate():
     for thread in helpers:
         thread.join(timeout=10)
     assert taken == [(0, threading.current_thread().name)] and not any(thread.is_alive() for thread in helpers)
+
+
+def test_each_starts_no_helper_without_an_item(monkeypatch):
+    """threads may be any number (--threads): no more threads than items are started."""
+    created, real = [], threading.Thread
+
+    class Counted(real):
+        def __init__(self, *args, **kwargs):
+            created.append(kwargs.get("name"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(threading, "Thread", Counted)
+    barrier = threading.Barrier(3, timeout=10)
+    each(lambda item: barrier.wait(), range(3), 50)  # all three items at once: three threads, no fewer
+    assert created == ["arraybragg-each"] * 2

@@ -105,11 +105,12 @@ class Workers:
         if forked:
             global _FORKED_WORK
             _FORKED_WORK = work
-            pool = multiprocessing.get_context("fork").Pool(self.threads, initializer=_default_signals)
+            processes = min(self.threads, len(ranges))  # (no worker without a tile: --threads may be any number)
+            pool = multiprocessing.get_context("fork").Pool(processes, initializer=_default_signals)
             try:
                 # several tiles per task for many small tiles; one per task when there are few,
                 # so that the workers finish together
-                chunksize = max(1, min(4, len(ranges) // (8 * self.threads)))
+                chunksize = max(1, min(4, len(ranges) // (8 * processes)))
                 yield from pool.imap_unordered(_render_forked_range, ranges, chunksize=chunksize)
                 pool.close()  # the workers leave on their own once the tasks are done
             except BaseException:
