@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from arraybragg.io import hkl
 from arraybragg.models import nanobragg as setup
@@ -202,3 +203,51 @@ def test_smv_headers_through_the_command_line(data, flag):
             return
         values = (sim.detector.distance, sim.detector.pixel_size, sim.beam.lambda0, *sim.detector.pix0)
         assert all(math.isfinite(v) for v in values) and sim.detector.pixel_size > 0
+
+
+NOISIFY_FILE_FLAGS = {"-floatfile", "-floatimage", "-bin", "-header", "-intfile", "-intimage", "-noisefile",
+                      "-noiseimage", "-pgmfile", "-pgmimage"}
+
+
+@st.composite
+def noisify_flag(draw):
+    """One of arraybragg-noisify's value flags (files aside) with a number, a word, or a PSF kind."""
+    from arraybragg.tools import noisify
+    flag = draw(st.sampled_from(sorted(set(noisify._BY_NAME) - NOISIFY_FILE_FLAGS)))
+    choices = {"-psf": ["gauss", "fiber", "gaussian", "moffat"], "--psf-method": ["direct", "fft", "x"]}
+    extremes = st.sampled_from(["nan", "inf", "-inf", "1e300", "-1e300", "1e-300", "0", "-1", "2147483648", "abc"])
+    return [flag, draw(st.sampled_from(choices[flag]) if flag in choices else st.one_of(extremes, NUMBER_TEXT))]
+
+
+@settings(**dict(ONE_LINE, max_examples=200))
+@given(st.lists(noisify_flag(), max_size=4), st.sampled_from([[], ["-psf", "gauss"], ["-psf", "fiber"], ["-nonoise"]]))
+@example([["-psf_fwhm", "1e300"]], ["-psf", "gauss"])  # each of these once raised or warned
+@example([["-flicker", "inf"]], ["-psf", "fiber"])
+@example([["--beamstop", "1e300"]], [])
+@example([["-psf_fwhm", "-1e300"]], ["-psf", "gauss"])
+@example([["--threads", "100000"]], ["-psf", "gauss"])
+def test_noisify_refuses_in_one_line_or_writes_its_files(groups, extra):
+    """Any values of noisify's flags: exit 0 with the files written, or exit 2 with one line and no file;
+    never a traceback or a warning (the PSF, the noise loop and the defects all see the values)."""
+    import contextlib
+    import io
+    from arraybragg.tools import noisify
+    with tempfile.TemporaryDirectory() as directory:
+        image = np.random.default_rng(1).gamma(0.5, 30.0, (6, 8)).astype(np.float32)
+        image[2, 3] = 4e4
+        image.tofile(os.path.join(directory, "in.bin"))
+        outputs = [item for name in ("int.img", "noise.img", "image.pgm") for item in
+                   (f"-{name.split('.')[0].replace('image', 'pgm')}file", os.path.join(directory, name))]
+        argv = ["-floatfile", os.path.join(directory, "in.bin"), "-detpixels_x", "8", "-seed", "3", *extra,
+                *(token for group in groups for token in group), *outputs, "--threads", "2"]
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # (a warning would be a stray line on the program's stderr)
+            status = noisify.main(argv)
+        written = sorted(os.listdir(directory))
+    assert not caught, (argv, [str(w.message) for w in caught])
+    if status == 2:
+        assert err.getvalue().count("\n") == 1 and written == ["in.bin"], (argv, err.getvalue())
+    else:
+        assert status == 0 and "int.img" in written, (argv, err.getvalue())

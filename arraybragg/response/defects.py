@@ -53,7 +53,9 @@ class Defects:
         slow, fast = np.indices(photons.shape, dtype=np.float64)
         inside = (fast + 0.5 - self.beam_fast) ** 2 + (slow + 0.5 - self.beam_slow) ** 2 \
             <= self.beamstop_radius * self.beamstop_radius  # (inf, not OverflowError, for a huge radius)
-        return np.where(inside, photons * np.float32(self.beamstop_transmission), photons).astype(np.float32)
+        transmission = np.float32(self.beamstop_transmission)  # (opaque: 0, even behind an infinite pixel)
+        shaded = np.zeros_like(photons) if transmission == 0.0 else photons * transmission
+        return np.where(inside, shaded, photons).astype(np.float32)
 
     def pixel_masks(self, shape) -> tuple[np.ndarray, np.ndarray]:
         """(hot, dead) boolean masks of a detector of ``shape``."""

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -394,7 +395,11 @@ def run(argv: Sequence[str], out=None) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return report_failures(PROG, run, sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():
+        # values beyond their range (inf - inf, 0 x inf) give what the C's arithmetic gives, as NumPy does,
+        # and its RuntimeWarnings would only add lines to the program's output (as in the main command)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return report_failures(PROG, run, sys.argv[1:] if argv is None else argv)
 
 
 def console() -> None:
