@@ -148,6 +148,22 @@ def test_beamstop_beyond_float_range_shadows_everything(tmp_path, monkeypatch):
     assert set(np.fromfile(tmp_path / "intimage.img", dtype=np.uint16)[256:].tolist()) == {40}  # the ADC offset
 
 
+@pytest.mark.parametrize("extra", [["-psf", "gauss"], ["--beamstop", "1"]])
+def test_header_pixel_size_zero_refused_where_it_measures(extra, tmp_path, monkeypatch, capsys):
+    """A -header whose PIXEL_SIZE is 0 gave ZeroDivisionError (a traceback) once a PSF or a beamstop needed
+    sizes in pixels; without them it only goes into the output headers, as noisify does."""
+    monkeypatch.chdir(tmp_path)
+    _write_floats(tmp_path / "in.bin", (6, 8), 5.0)
+    text = "{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\nSIZE1=8;\nSIZE2=6;\n" \
+           "PIXEL_SIZE=0;\n}\f"
+    (tmp_path / "h.img").write_bytes(text.encode().ljust(512, b" ") + bytes(96))
+    assert noisify.main(["-floatfile", "in.bin", "-header", "h.img", "-seed", "1", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "-header h.img: PIXEL_SIZE 0 mm" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.img", "in.bin"]
+    assert noisify.main(["-floatfile", "in.bin", "-header", "h.img", "-seed", "1", "-nopgm"]) == 0
+
+
 def _load_benchmark(name):
     import importlib.util
     from conftest import REPO
