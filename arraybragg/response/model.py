@@ -168,9 +168,14 @@ def to_adu(adu: np.ndarray, bits: int, noiseless: bool = False) -> tuple[np.ndar
     return image, int(np.count_nonzero(high32 if bits == 32 else high16))
 
 
+def _blurs(psf: Optional[PSF]) -> bool:
+    """Whether ``psf`` spreads anything (noisify skips a PSF whose width is not above 0)."""
+    return psf is not None and psf.fwhm_pixels > 0.0
+
+
 def _blur(values: np.ndarray, psf: Optional[PSF], like, threads: int) -> np.ndarray:
     """The PSF on the namespace/device of ``like`` (the caller's input image)."""
-    if psf is None or not psf.fwhm_pixels > 0.0:
+    if not _blurs(psf):
         return values
     xp = array_namespace(like)
     if is_numpy_namespace(xp):
@@ -224,8 +229,7 @@ def _noise_stage(result: ResponseResult, response: DetectorResponse, like, threa
     if _overlapped(response.psf, like):
         counts, stream, result.photons_before_psf = _blurred_counts(
             draw, response.psf, lambda: _noiseless_images(result, response), threads)
-    elif threads > 1 and (response.psf is None or not response.psf.fwhm_pixels > 0.0) \
-            and not response.readout_noise > 0.0:
+    elif threads > 1 and not _blurs(response.psf) and not response.readout_noise > 0.0:
         _counted_integers(result, response, draw)
         return
     else:
@@ -243,8 +247,7 @@ def _noise_stage(result: ResponseResult, response: DetectorResponse, like, threa
 
 def _overlapped(psf: Optional[PSF], like) -> bool:
     """Whether the PSF can take the noise loop's rows as they come (:func:`_blurred_counts`)."""
-    return (psf is not None and psf.fwhm_pixels > 0.0 and psf.method == "direct"
-            and is_numpy_namespace(array_namespace(like)))
+    return _blurs(psf) and psf.method == "direct" and is_numpy_namespace(array_namespace(like))
 
 
 class _Stopped(Exception):
@@ -285,7 +288,8 @@ class _FinishedRows:
 
 class _NoiseThread:
     """The noise loop in a thread of its own (the compiled loop releases the GIL), filling ``counts``
-    in raster order (``rows`` says how far), then ``then()`` there too (when given)."""
+    in raster order (``rows`` says how far), then ``then()`` there too (when given).  Used as a context
+    manager around the work that reads the rows: leaving it waits for the thread."""
 
     def __init__(self, draw: tuple, then=None):
         self.counts = np.empty(np.shape(draw[0]), dtype=np.float32)
@@ -303,12 +307,19 @@ class _NoiseThread:
             self._outcome["error"] = error
             self.rows.abandon(error)
 
-    def join(self) -> None:
+    def __enter__(self) -> "_NoiseThread":
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        """Wait for the thread; when the caller failed (Ctrl-C, an error), the loop stops at its next
+        block of rows first."""
+        if error is not None:
+            self.rows.stop()
         self._worker.join()
 
     def result(self) -> tuple:
         """(shot stream, the counts' sum) once the thread is done, or the error that stopped it."""
-        self.join()
+        self._worker.join()
         if "error" in self._outcome:
             raise self._outcome["error"]
         return self._outcome["noise"][1:]
@@ -321,14 +332,8 @@ def _blurred_counts(draw: tuple, psf: PSF, then, threads: int) -> tuple[np.ndarr
     The same numbers as one after the other: the loop fills ``counts`` in raster order and
     the PSF only reads finished rows.  Returns (blurred counts, shot stream, counts' sum).
     """
-    loop = _NoiseThread(draw, then)
-    try:
+    with _NoiseThread(draw, then) as loop:
         blurred = apply_psf(loop.counts, psf, ready=loop.rows.wait, threads=threads)
-    except BaseException:  # (Ctrl-C, an error): the loop stops at its next block of rows
-        loop.rows.stop()
-        raise
-    finally:
-        loop.join()
     return (blurred, *loop.result())
 
 
@@ -336,30 +341,22 @@ def _counted_integers(result: ResponseResult, response: DetectorResponse, draw: 
     """Steps 2-5 without PSF or readout noise: the noise loop in a second thread while this one makes
     the noiseless images, then the noise image's integers of each chunk of rows once the loop has
     drawn it (the same numbers as one after the other)."""
-    loop = _NoiseThread(draw)
-    try:
+    with _NoiseThread(draw) as loop:
         _noiseless_images(result, response)
-        image = np.empty(loop.counts.shape, dtype=np.uint16 if response.bits == 16 else np.uint32)
-        overloads = 0
-        for chunk in _row_chunks(image.shape):
-            loop.rows.wait(min(chunk.stop, image.shape[0]))
-            image[chunk], clipped = _integers(loop.counts[chunk], response, response.bits)
-            overloads += clipped
-    except BaseException:  # (Ctrl-C, an error): the loop stops at its next block of rows
-        loop.rows.stop()
-        raise
-    finally:
-        loop.join()
+        result.noise_image, result.overloads = _integers(loop.counts, response, response.bits, ready=loop.rows.wait)
     _, result.photons_before_psf = loop.result()
-    result.noise_image, result.overloads, result.noise_photons = image, overloads, result.photons_before_psf
+    result.noise_photons = result.photons_before_psf
 
 
 def _integers(counts: np.ndarray, response: DetectorResponse, bits: int, noiseless: bool = False,
-              deviates: Optional[np.ndarray] = None) -> tuple[np.ndarray, int]:
-    """:func:`to_adu` of counts * gain + adc_offset (+ readout_noise * deviates) in double, by rows."""
+              deviates: Optional[np.ndarray] = None, ready=None) -> tuple[np.ndarray, int]:
+    """:func:`to_adu` of counts * gain + adc_offset (+ readout_noise * deviates) in double, by rows;
+    ``ready(rows)`` (when given) returns once the first ``rows`` rows of ``counts`` are final."""
     image = np.empty(counts.shape, dtype=np.uint16 if bits == 16 else np.uint32)
     overloads = 0
     for rows in _row_chunks(counts.shape):
+        if ready is not None:
+            ready(min(rows.stop, counts.shape[0]))
         adu = counts[rows].astype(np.float64)
         if response.gain != 1.0:  # (times 1.0 changes no value)
             adu *= response.gain

@@ -263,7 +263,7 @@ def _brightest(xp, values) -> float:
     (NumPy's where, the other way, costs 2-4 ns a pixel)."""
     top = float(xp.max(values))
     if top != top:
-        top = float(xp.max(xp.where(values > 0.0, values, 0.0)))
+        top = float(xp.max(_masked(xp, values, values > 0.0, False)))
     return top if top > 0.0 else 0.0
 
 

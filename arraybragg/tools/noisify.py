@@ -308,12 +308,12 @@ def load_frame(settings: NoisifySettings) -> Frame:
 
 def response_of(settings: NoisifySettings, frame: Frame) -> DetectorResponse:
     """The :class:`DetectorResponse` noisify's settings describe."""
-    pixel_measures = settings.psf is not None and settings.psf_fwhm > 0.0 or settings.beamstop_mm
-    if pixel_measures and not settings.pixel > 0.0:  # -pixel is checked: this one is -header's PIXEL_SIZE
+    blurred = settings.psf is not None and settings.psf_fwhm > 0.0
+    if (blurred or settings.beamstop_mm) and not settings.pixel > 0.0:  # -pixel is checked: this is -header's
         raise InputError(f"-header {settings.headerfile}: PIXEL_SIZE {settings.pixel * 1000.0:g} mm is not a size "
                          "the PSF or the beamstop can be measured in")
     psf = None
-    if settings.psf is not None and settings.psf_fwhm > 0.0:
+    if blurred:
         psf = PSF(settings.psf, settings.psf_fwhm / settings.pixel, settings.psf_radius, settings.psf_method)
     defects = None
     if settings.hot_fraction or settings.dead_fraction or settings.beamstop_mm:
