@@ -189,7 +189,8 @@ GOOD = ("clen = 0.1\nphoton_energy = 9000\nres = 5000\np/min_fs = 0\np/max_fs = 
 
 @pytest.mark.parametrize("change, message", [
     (("p/fs = x", "p/fs = x y"), r"line 8: fs: expected a direction"),
-    (("p/corner_x = -5", "p/corner_x = left"), r"line 10: corner_x: expected a number"),
+    (("p/corner_x = -5", "p/corner_x = left"), r"line 10: corner_x: expected a number, got 'left'"),
+    (("p/corner_x = -5", "p/corner_x = inf"), r"line 10: corner_x: expected a finite number, got 'inf'"),
     (("p/max_ss = 9", "p/max_ss 9"), r"line 7: expected 'key = value'"),
     (("p/min_fs = 0", "p/min_fs = 1.5"), r"line 4: min_fs: expected a pixel index"),
     (("clen = 0.1", "clen = 0.1 furlong"), r"line 1: clen: expected a number or data path"),

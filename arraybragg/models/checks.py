@@ -20,6 +20,18 @@ def finite(name: str, value) -> float:
     return number
 
 
+def finite_token(name: str, token: str) -> float:
+    """A number read from a file's text, refused in one line naming ``name`` (and at most 20 characters of
+    the token) unless it parses and is finite."""
+    try:
+        number = float(token)
+    except ValueError:
+        raise InputError(f"{name}: expected a number, got {token[:20]!r}") from None
+    if not math.isfinite(number):
+        raise InputError(f"{name}: expected a finite number, got {token[:20]!r}")
+    return number
+
+
 def positive(name: str, value) -> float:
     number = finite(name, value)
     if number <= 0.0:

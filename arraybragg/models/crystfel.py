@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.files import atomic_write
 from .beam import EV_ANGSTROM, Beam
+from .checks import finite_token
 from .detector import Detector, Panel
 from .experiment import Sampling
 
@@ -91,13 +92,7 @@ class CrystfelGeometry:
 
 # --------------------------------------------------------------------------- values
 def _number(value: str, where: str, key: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise InputError(f"{where}: {key}: expected a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise InputError(f"{where}: {key}: expected a finite number, got {value!r}")
-    return number
+    return finite_token(f"{where}: {key}", value)
 
 
 def _whole(value: str, where: str, key: str) -> int:

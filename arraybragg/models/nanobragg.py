@@ -16,6 +16,7 @@ import numpy as np
 from ..io import hkl
 from .. import rng
 from ..errors import InputError
+from .checks import finite_token
 from .validation import Budget, validate_detector, validate_roi, validate_settings
 from .vectors import rotate_axis, rotate_xyz, unit
 from .goniometer import mosaic_umats
@@ -437,13 +438,7 @@ def _read_matrix(path, lambda0):
         for token in line.split():
             if len(numbers) == 9:
                 break
-            try:
-                value = float(token)
-            except ValueError:
-                raise InputError(f"-mat: '{path}' line {number}: expected a number, got {token[:20]!r}") from None
-            if not math.isfinite(value):
-                raise InputError(f"-mat: '{path}' line {number}: {token[:20]!r} is not a finite number")
-            numbers.append(value)
+            numbers.append(finite_token(f"-mat: '{path}' line {number}", token))
     if len(numbers) < 9:
         raise InputError(f"-mat: '{path}' holds fewer than 9 numbers")
     m = np.array(numbers).reshape(3, 3)
