@@ -338,6 +338,7 @@ def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None, threads: int = 1,
                for (dy, dx), value in _offset_order(kernel, width)]
     reach = (min((dy for dy, _, _, _ in offsets), default=0),
              max((dy for dy, _, _, _ in offsets), default=0) + 1)  # + 1: the wrap to the next row
+    pad = min(width, max((abs(dx) for _, dx, _, _ in offsets), default=0))  # source columns beyond each edge
     rows, lock = _block_rows(width), threading.Lock()
 
     def block_sum(top: int) -> None:
@@ -350,7 +351,7 @@ def _direct_sum(xp, image, psf: PSF, kernel: dict, ready=None, threads: int = 1,
             sources = slice(*near)
             bounds = (int(xp.max(state["most"][sources])), int(xp.min(state["least"][sources])),
                       bool(xp.all(state["finite"][sources])))
-            _sum_block(xp, (image, state["reach"], out), offsets, block, near, bounds)
+            _sum_block(xp, (image, state["reach"], out), (offsets, pad), block, near, bounds)
 
     # helpers join once every source is in: before, the producer of the rows needs the other core
     each(block_sum, range(0, height, rows), threads, None if ready is None else (lambda: ready(height)))
@@ -392,18 +393,19 @@ def _prepare_rows(xp, image, psf: PSF, state: dict, stop: int, ready) -> None:
     state["rows"] = stop
 
 
-def _sum_block(xp, arrays, offsets, block, near, bounds):
-    """Every offset onto one block of output rows; ``bounds``: the most and least reach of its sources.
+def _sum_block(xp, arrays, kernel, block, near, bounds):
+    """Every offset of ``kernel`` (offsets, pad) onto one block of output rows; ``bounds``: the most and
+    least reach of its sources.
 
-    The sources are the near rows padded with zero columns, so that an offset can read a
-    slice as wide as the image (a source beyond the edge adds 0.0, which changes no sum):
-    the block's sums are then a new array, with no copy back.  A ring whose sources lie in
-    a narrower window of columns is added to that window only.
+    The sources are the near rows padded with ``pad`` zero columns (the widest |dx|, at most
+    the width), so that an offset can read a slice as wide as the image (a source beyond the
+    edge adds 0.0, which changes no sum): the block's sums are then a new array, with no copy
+    back.  A ring whose sources lie in a narrower window of columns is added to that window only.
     """
     image, reach, out = arrays
     most, least, finite = bounds
     width = out.shape[1]
-    pad = min(width, max((abs(dx) for _, dx, _, _ in offsets), default=0))
+    offsets, pad = kernel
     padded = (_padded(xp, image[near[0]:near[1], :], pad, 0.0), _padded(xp, reach[near[0]:near[1], :], pad, -1))
     everywhere = (padded[0], (-pad, width + pad))
     sums, rings = out[block[0]:block[1], :], {}
