@@ -41,6 +41,9 @@ class Backend:
     tricubic_chunk_factor: int = 4
     # Whether tiles may be spread over forked host worker processes (CPU arrays only).
     host_workers: bool = True
+    # Whether float32 sines of reduced arguments are polynomials (10 in-place passes, 25% less time
+    # than NumPy's SIMD sin) rather than the library's sin (one pass: fewer kernel launches on a GPU).
+    polynomial_sin: bool = True
     # Where the arrays live (None: the namespace's default device).
     device: object = None
 
@@ -139,7 +142,7 @@ def get_backend(name: str = "numpy", device=None) -> Backend:
             raise InputError(f"--backend cupy: CuPy with a CUDA device is not available ({exc.__class__.__name__})") from None
         free_bytes, _ = cupy.cuda.runtime.memGetInfo()
         return Backend(name, xp, tile_elements=tile_elements_for(free_bytes), geometry_batch=1,
-                       tricubic_chunk_factor=1, host_workers=False, device=device)
+                       tricubic_chunk_factor=1, host_workers=False, polynomial_sin=False, device=device)
     if name == "array_api_strict":
         import array_api_strict as xp
         return Backend(name, xp, host_workers=False, device=device)
@@ -167,7 +170,7 @@ class DtypePolicy:
 
     name: str
     lattice: str
-    exact_sin: bool  # evaluate sin(pi t) by a float64-accurate polynomial instead of xp.sin
+    exact_sin: bool  # sin(pi t) by a float64-accurate polynomial on every backend (else Backend.polynomial_sin)
 
     def lattice_dtype(self, xp):
         return getattr(xp, self.lattice)

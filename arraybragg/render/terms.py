@@ -110,7 +110,7 @@ class LatticeTerms:
             hkl[:, :, first_column] = xp.reshape(orient.first_rows @ scattering[first_column, :], (3, K))
         nearest = physics.nearest_index(hkl)
         latt_sq = physics.lattice_factor_sq(hkl, nearest, self.crystal_params, self.lattice_dtype,
-                                            self.policy.exact_sin)
+                                            self.policy.exact_sin or self.backend.polynomial_sin)
         reached = None
         if keep is not None:
             reached = xp.broadcast_to(keep, latt_sq.shape)
