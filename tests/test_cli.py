@@ -73,6 +73,21 @@ def test_readme_example_as_a_subprocess(tmp_path):
     assert re.search(r"^max_I = \S+ +at ", result.stdout, re.M)
 
 
+def test_program_output_arrives_whole_before_the_quick_exit(tmp_path, capsys, monkeypatch):
+    """``python -m arraybragg`` ends with os._exit once main returns: its stdout, through a pipe,
+    is still every line main writes (the same as in process, render time aside)."""
+    (tmp_path / "sub").mkdir()
+    result = run_module(readme_example(), tmp_path / "sub")
+    assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(readme_example()) == 0
+
+    def stable(text):
+        return [line for line in text.splitlines() if "render took" not in line]
+    in_process = stable(capsys.readouterr().out)
+    assert len(in_process) > 10 and stable(result.stdout) == in_process
+
+
 def test_subprocess_bad_input_exits_2_with_one_line(tmp_path):
     result = run_module(SMALL.split() + ["-distance", "far"], tmp_path)
     assert result.returncode == 2
