@@ -16,12 +16,12 @@ from .lattice import (ROUND_SCALE, grating_amplitude, grating_sq_from_phases, la
                       round_half_even, shape_amplitude, sin_pi, sinc3, sincg)
 from .structure_factors import (interpolation_out_of_range, structure_factor_nearest, structure_factor_table,
                                 structure_factor_tricubic)
-from .vectors import cross, dot, norm, rotate_about_axis
+from .vectors import cross, dot, norm, rotate_components
 
 __all__ = [
     "AVOGADRO", "R_E_SQR", "ROUND_SCALE", "WATER_F", "WATER_MW", "capture_fraction", "cross", "dot",
     "grating_amplitude", "grating_sq_from_phases", "interpolation_out_of_range", "lattice_factor_sq",
-    "nearest_index", "norm", "polarization_factor", "rotate_about_axis", "round_half_even", "shape_amplitude",
+    "nearest_index", "norm", "polarization_factor", "rotate_components", "round_half_even", "shape_amplitude",
     "sin_pi", "sinc3", "sincg", "structure_factor_nearest", "structure_factor_table", "structure_factor_tricubic",
     "water_background",
 ]

@@ -27,10 +27,13 @@ def cross(u, v):
     return xp.stack([x, y, z], axis=-1)
 
 
-def rotate_about_axis(v, axis, angle):
-    """Rodrigues rotation of v (..., 3) about unit vectors axis (..., 3) by angle (...) radians."""
-    xp = array_namespace(v, angle)
-    c = xp.cos(angle)[..., None]
-    s = xp.sin(angle)[..., None]
-    along = dot(axis, v)[..., None] * (1.0 - c)
-    return axis * along + v * c + cross(axis, v) * s
+def rotate_components(v: list, axis: list, angle) -> list:
+    """Rodrigues rotation of v about a unit axis by ``angle`` radians (an array), on x, y, z components:
+    each of ``v`` and ``axis`` is three arrays or numbers, broadcasting with ``angle``.  Components
+    rather than a last axis of 3: NumPy runs an operation along such a short axis one 3-long row at a
+    time (a curved detector's positions took 4x the rest of its geometry)."""
+    xp = array_namespace(angle)
+    c, s = xp.cos(angle), xp.sin(angle)
+    along = (axis[0] * v[0] + axis[1] * v[1] + axis[2] * v[2]) * (1.0 - c)
+    crossed = (axis[1] * v[2] - axis[2] * v[1], axis[2] * v[0] - axis[0] * v[2], axis[0] * v[1] - axis[1] * v[0])
+    return [axis[i] * along + v[i] * c + crossed[i] * s for i in range(3)]

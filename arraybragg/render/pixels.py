@@ -130,11 +130,12 @@ class PixelGeometry:
                                    (Odet, float(d.odet[i]))), float(d.pix0[i]), xp), shape, xp) for i in range(3)]
         if not d.curved:
             return pos
-        stacked = xp.stack(pos, axis=-1)
-        start = xp.broadcast_to(d.distance * a.beam_vector, stacked.shape)
-        swung = physics.rotate_about_axis(start, a.sdet, stacked[..., 1] / d.distance)
-        stacked = physics.rotate_about_axis(swung, a.fdet, stacked[..., 2] / d.distance)
-        return [stacked[..., i] for i in range(3)]
+        # a sphere about the sample: the beam's point at the distance, swung about the slow axis by the
+        # flat position's y over the distance, then about the fast axis by its z over the distance
+        start = [d.distance * float(v) for v in d.beam_vector]
+        swung = physics.rotate_components(start, [float(v) for v in d.sdet], pos[1] / d.distance)
+        return [_full(c, shape, xp) for c in physics.rotate_components(swung, [float(v) for v in d.fdet],
+                                                                        pos[2] / d.distance)]
 
     def _subpixel_index(self, pixel, sub):
         """pixel * oversample + sub as (P, S): whole numbers, exact."""

@@ -25,9 +25,6 @@ def to_device(backend: Backend):
 class DetectorArrays:
     """Detector, subpixel and source arrays of the pixel geometry (float64)."""
 
-    fdet: object            # (3,) fast axis
-    sdet: object            # (3,) slow axis
-    beam_vector: object     # (3,) unit vector along the beam
     sub_f: object           # (S,) fast index of each subpixel, subS-major order
     sub_s: object           # (S,) slow index of each subpixel
     odet_offsets: object    # (T,) depth of each sensor layer (m)
@@ -40,8 +37,7 @@ def stage_detector(sim: Simulation, backend: Backend) -> DetectorArrays:
     d, b, o = sim.detector, sim.beam, sim.sampling.oversample
     put = to_device(backend)
     sub = np.arange(o)
-    return DetectorArrays(fdet=put(d.fdet), sdet=put(d.sdet), beam_vector=put(d.beam_vector),
-                          sub_f=put(np.tile(sub, o)), sub_s=put(np.repeat(sub, o)),
+    return DetectorArrays(sub_f=put(np.tile(sub, o)), sub_s=put(np.repeat(sub, o)),
                           odet_offsets=put(np.arange(d.thicksteps) * d.thickstep), incident=put(-b.directions),
                           wavelengths=put(b.wavelengths), polar_axis=put(b.polar_vector))
 
