@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from .. import physics
-from ..backend import Backend
+from ..backend import Backend, device
 from ..models.lab import Simulation
 from .staging import DetectorArrays, stage_detector
 
@@ -74,6 +74,17 @@ def _full(x, shape: tuple, xp):
     if math.prod(x.shape) == 1:
         return xp.broadcast_to(x, shape)
     return _expand(x, shape, xp)
+
+
+def _along_sources(values: list, xp):
+    """(..., Src) from one array per source, written a source at a time (not broadcast along the short
+    source axis, which NumPy runs one Src-long row at a time)."""
+    if len(values) == 1:
+        return values[0][..., None]
+    out = xp.empty(tuple(values[0].shape) + (len(values),), dtype=values[0].dtype, device=device(values[0]))
+    for s, value in enumerate(values):
+        out[..., s] = value
+    return out
 
 
 class PixelGeometry:
@@ -202,8 +213,10 @@ class PixelGeometry:
         components, incident = geometry.diffracted, self.arrays.incident
         if first_only:
             components, incident = [c[:, :1, :1] for c in components], incident[:1, :]
-        diffracted = self.xp.stack(components, axis=-1)[:, :, :, None, :]
-        return physics.polarization_factor(incident, diffracted, self.arrays.polar_axis, b.polarization)
+        diffracted = self.xp.stack(components, axis=-1)
+        return _along_sources([physics.polarization_factor(incident[s, :], diffracted, self.arrays.polar_axis,
+                                                           b.polarization) for s in range(incident.shape[0])],
+                              self.xp)
 
     def resolution_cut(self, scattering):
         """Flat (N,) mask of the (pixel, layer, subpixel, source) evaluations -dmin keeps, or None."""
