@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from .. import physics
-from ..backend import Backend, device
+from ..backend import Backend
 from ..models.lab import Simulation
 from .staging import DetectorArrays, stage_detector
 
@@ -76,14 +76,15 @@ def _full(x, shape: tuple, xp):
     return _expand(x, shape, xp)
 
 
-def _along_sources(values: list, xp):
-    """(..., Src) from one array per source, written a source at a time (not broadcast along the short
-    source axis, which NumPy runs one Src-long row at a time)."""
-    if len(values) == 1:
-        return values[0][..., None]
-    out = xp.empty(tuple(values[0].shape) + (len(values),), dtype=values[0].dtype, device=device(values[0]))
-    for s, value in enumerate(values):
-        out[..., s] = value
+def _by_source(rows: list, shape: tuple, sources: int, backend: Backend):
+    """(len(rows), *shape, sources) float64 array from rows of per-source arrays (iterables, each array
+    made as it is written), written a source at a time: NumPy runs a broadcast along the short source
+    axis one Src-long row at a time (2-9 sources: 3-7x slower)."""
+    out = backend.xp.empty((len(rows),) + tuple(shape) + (sources,), dtype=backend.xp.float64,
+                           device=backend.device)
+    for r, row in enumerate(rows):
+        for s, value in enumerate(row):
+            out[r, ..., s] = value
     return out
 
 
@@ -117,16 +118,13 @@ class PixelGeometry:
                             scattering=xp.permute_dims(self._scattering(diffracted), (1, 2, 3, 4, 0)))
 
     def _scattering(self, diffracted: list):
-        """(3, P, T, S, Src) scattering vectors (d - i) / lambda, written one component and source at a
-        time: a broadcast along the short source axis runs one Src-long row at a time in NumPy (2-5
-        sources: 3-7x slower; the values are the same)."""
-        xp, a = self.xp, self.arrays
+        """(3, P, T, S, Src) scattering vectors (d - i) / lambda."""
+        a = self.arrays
         sources = a.wavelengths.shape[0]
-        q = xp.empty((3,) + tuple(diffracted[0].shape) + (sources,), dtype=xp.float64, device=self.backend.device)
-        for i, component in enumerate(diffracted):
-            for s in range(sources):
-                q[i, ..., s] = (component - a.incident[s, i]) / a.wavelengths[s]
-        return q
+
+        def row(i: int):  # component i for each source, made as it is written
+            return ((diffracted[i] - a.incident[s, i]) / a.wavelengths[s] for s in range(sources))
+        return _by_source([row(i) for i in range(3)], diffracted[0].shape, sources, self.backend)
 
     def _positions(self, fast, slow) -> list:
         """Lab positions of each (pixel, layer, subpixel) as one contiguous (P, T, S) array per component."""
@@ -219,9 +217,9 @@ class PixelGeometry:
         if first_only:
             components, incident = [c[:, :1, :1] for c in components], incident[:1, :]
         diffracted = self.xp.stack(components, axis=-1)
-        return _along_sources([physics.polarization_factor(incident[s, :], diffracted, self.arrays.polar_axis,
-                                                           b.polarization) for s in range(incident.shape[0])],
-                              self.xp)
+        row = (physics.polarization_factor(incident[s, :], diffracted, self.arrays.polar_axis, b.polarization)
+               for s in range(incident.shape[0]))
+        return _by_source([row], components[0].shape, incident.shape[0], self.backend)[0, ...]
 
     def resolution_cut(self, scattering):
         """Flat (N,) mask of the (pixel, layer, subpixel, source) evaluations -dmin keeps, or None."""

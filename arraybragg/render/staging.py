@@ -23,7 +23,7 @@ def to_device(backend: Backend):
 
 @dataclass
 class DetectorArrays:
-    """Detector, subpixel and source arrays of the pixel geometry (float64)."""
+    """Subpixel, sensor layer and source arrays of the pixel geometry (float64)."""
 
     sub_f: object           # (S,) fast index of each subpixel, subS-major order
     sub_s: object           # (S,) slow index of each subpixel
