@@ -128,6 +128,11 @@ def test_cos_pi_polynomial_matches_libm(backend):
     values = host(backend, lattice.cos_pi(arr(backend, t)))
     assert np.max(np.abs(values - np.array([math.cos(math.pi * v) for v in t]))) < 1e-14
     assert host(backend, lattice.cos_pi(arr(backend, [0.0])))[0] == 1.0
+    t32 = t.astype(np.float32)
+    values32 = lattice.cos_pi(arr(backend, t32, "float32"))
+    assert values32.dtype == backend.xp.float32
+    assert np.max(np.abs(host(backend, values32) - np.cos(np.pi * t32.astype(np.float64)))) < 3e-7
+    assert host(backend, lattice.cos_pi(arr(backend, [0.0], "float32")))[0] == 1.0
 
 
 def test_chebyshev_grating_terms():
@@ -161,18 +166,49 @@ def test_lattice_factor_chebyshev_form_is_the_ratio(backend, Ns, monkeypatch):
                                                        backend.xp.float64, True))
 
     chebyshev = factor()
-    monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", 0)
+    monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", {8: 0, 4: 0})
     ratio = factor()
     peak = float(np.prod(np.square(Ns)))
     assert np.max(np.abs(chebyshev - ratio) / np.maximum(ratio, 1e-12 * peak)) < 1e-9
     np.testing.assert_array_equal(chebyshev[:3], peak)
-    monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", 12)
+    monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", {8: 12, 4: 5})
     for other in ((13, 5, 5), (5.5, 5, 5)):
         params["N"] = other
         with_limit = factor()
-        monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", 0)
+        monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", {8: 0, 4: 0})
         np.testing.assert_array_equal(with_limit, factor())
-        monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", 12)
+        monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", {8: 12, 4: 5})
+
+
+@pytest.mark.parametrize("Ns", [(2, 3, 5), (5, 5, 5), (5, 1, 4)])
+def test_lattice_factor_float32_chebyshev_form(backend, Ns, monkeypatch):
+    """float32 takes U_{N-1}(cos pi d) for whole N up to 5: within 1e-5 of the float64 ratio where
+    F_latt^2 is above 1e-3 of its peak (the sines: the same bound), the peak at exact lattice points;
+    N = 6 takes the sines."""
+    from arraybragg.physics import lattice
+    xp = backend.xp
+    h = np.random.default_rng(sum(Ns)).uniform(-60.0, 60.0, (3, 20000))
+    h[:, :3] = [[7.0, -3.0, 0.0], [2.0, 5.0, -1.0], [0.0, 4.0, 9.0]]
+    nearest = np.ceil(h - 0.5)
+    params = {"N": Ns, "shape": "SQUARE"}
+
+    def factor(dtype):
+        return host(backend, physics.lattice_factor_sq(arr(backend, h), arr(backend, nearest), params,
+                                                       getattr(xp, dtype), True))
+
+    exact, chebyshev = factor("float64"), factor("float32")
+    peak = float(np.prod(np.square(Ns)))
+    bright = exact > 1e-3 * peak
+    assert np.max(np.abs(chebyshev - exact)[bright] / exact[bright]) < 1e-5
+    np.testing.assert_allclose(chebyshev[:3], peak, rtol=1e-6)
+    monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", {8: 12, 4: 0})
+    sines = factor("float32")
+    assert not np.array_equal(sines, chebyshev)
+    assert np.max(np.abs(sines - exact)[bright] / exact[bright]) < 1e-5
+    params["N"] = (6, 5, 5)
+    with_limit = factor("float32")
+    monkeypatch.setattr(lattice, "_CHEBYSHEV_N_MAX", {8: 12, 4: 5})
+    np.testing.assert_array_equal(with_limit, factor("float32"))
 
 
 def test_sin_pi_library_path(backend):
