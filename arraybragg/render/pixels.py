@@ -127,7 +127,8 @@ class PixelGeometry:
         return _by_source([row(i) for i in range(3)], diffracted[0].shape, sources, self.backend)
 
     def _positions(self, fast, slow) -> list:
-        """Lab positions of each (pixel, layer, subpixel) as one contiguous (P, T, S) array per component."""
+        """Lab positions of each (pixel, layer, subpixel) as one contiguous (P, T, S) array per component (a
+        broadcast view where a component is one value)."""
         xp, a = self.xp, self.arrays
         d, o = self.sim.detector, self.sim.sampling.oversample
         subpixel = d.pixel_size / o
