@@ -156,7 +156,7 @@ class LatticeTerms:
             column = first_column - start if first_column is not None and start <= first_column < stop else None
             terms, _ = self.orientation_terms(scattering[start:stop, :], None if keep is None else keep[start:stop],
                                               column, q_bound(start, stop), start)
-            sums.append(xp.sum(terms, axis=0))
+            sums.append(terms[0, :] if terms.shape[0] == 1 else xp.sum(terms, axis=0))  # one orientation: no pass
         return self._concat(sums)
 
     def _concat(self, parts):
