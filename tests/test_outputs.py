@@ -1,4 +1,5 @@
 """Image files (arraybragg.outputs.images): conversions as the C does them, checked on the corpus."""
+import math
 import os
 import stat
 
@@ -108,6 +109,12 @@ def test_c_helpers():
     assert cformat.c_format_g(float("inf")) == "inf"
     assert cformat.c_format_g(-float("nan")) == "-nan"
     assert cformat.c_format_g(float("nan")) == "nan"
+    # a C float: rounded as NumPy's float32 cast rounds (up to the largest float32, just below half an ulp
+    # beyond it); from the tie on, an infinity of the value's sign, with no exception or warning
+    values = [46e-6, 0.1, -1e-46, 3.4028234663852886e38, 3.40282356e38]
+    assert [cformat.c_float(v) for v in values] == [float(np.float32(v)) for v in values]
+    assert cformat.c_float(3.40282356e38) == 3.4028234663852886e38
+    assert [cformat.c_float(v) for v in (3.4028235677973366e38, 1e300, -3.5e38)] == [math.inf, math.inf, -math.inf]
 
 
 # --- files ----------------------------------------------------------------------------------

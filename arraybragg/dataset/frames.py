@@ -27,6 +27,7 @@ from ..response import PSF, DetectorResponse, apply_response
 from ..response.defects import Defects
 from ..errors import InputError
 from ..render.renderer import Renderer
+from ..io.cformat import c_float
 from ..io.flags import RTD, parse_args
 from ..models.vectors import axis_rotation_matrix
 from ..models.lab import Crystal, Detector, Goniometer, Simulation
@@ -126,7 +127,7 @@ def _response_labels(base: Base, spec: DatasetSpec) -> dict:
                   flicker=r.flicker, calibration=r.calibration,
                   adc_offset=base.adc_offset if r.adc_offset is None else r.adc_offset)
     labels["psf_fwhm_pixels"] = 0.0 if r.psf == "none" else \
-        float(np.float32(r.psf_fwhm / 1e6)) / base.sim.detector.pixel_size  # as -psf_fwhm takes it
+        c_float(r.psf_fwhm / 1e6) / base.sim.detector.pixel_size  # as -psf_fwhm takes it
     return labels
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 
 
 def c_format_g(value: float) -> str:
@@ -14,6 +15,14 @@ def c_format_g(value: float) -> str:
     if math.isnan(value) and math.copysign(1.0, value) < 0:
         return "-nan"
     return "%g" % value
+
+
+def c_float(value: float) -> float:
+    """A double stored in a C float: rounded to nearest; beyond the float range an infinity of its sign."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def c_double_to_int(value: float) -> int:

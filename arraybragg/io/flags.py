@@ -21,6 +21,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
+from .cformat import c_float
 from .smv import header_value, read_smv
 
 # nanoBragg converts degrees by dividing by RTD = 180 * M_1_PI; the same double keeps
@@ -623,7 +624,7 @@ FLAG_TABLE: tuple[FlagSpec, ...] = (
            kind="integer", convert=_negated, metavar="N"),
     _choice("-psf", "psf", ("gauss", "fiber"), "point-spread function on the noise image"),
     _value(["-psf_fwhm"], "psf_fwhm", "point-spread function FWHM in um (default 46)",
-           convert=lambda v: float(np.float32(v / 1e6)), metavar="UM"),
+           convert=lambda v: c_float(v / 1e6), metavar="UM"),
     _value(["-psf_radius"], "psf_radius", "point-spread function radius in pixels (default auto)",
            kind="integer", metavar="N"),
     _value(["-gain"], "gain", "ADU per photon in the noise image (default 1)"),

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402  (after the settings above)
 from ..backend import keep_freed_host_memory  # noqa: E402
 from ..concurrency import each  # noqa: E402
 from ..errors import InputError, report_failures  # noqa: E402
+from ..io.cformat import c_float  # noqa: E402
 from ..io.files import StagedOutputs  # noqa: E402
 from ..io.smv import header_value, read_smv  # noqa: E402
 from ..response import DetectorResponse, apply_response  # noqa: E402
@@ -62,7 +63,7 @@ class NoisifySettings:
     phi: float = 0.0
     osc: float = 1.0
     psf: Optional[str] = None
-    psf_fwhm: float = float(np.float32(46e-6))  # a C float in noisify
+    psf_fwhm: float = c_float(46e-6)  # a C float in noisify
     psf_radius: int = 0
     psf_method: str = "direct"
     threads: Optional[int] = None  # --threads: the PSF's threads (None: every core)
@@ -112,12 +113,6 @@ def _psf_kind(token: str) -> str:
     return "fiber" if "fiber" in token else "gauss" if "gauss" in token else token
 
 
-def _c_float(value: float) -> float:
-    """``value`` as a C float holds it (beyond its range: an infinity, without NumPy's warning)."""
-    with np.errstate(over="ignore"):
-        return float(np.float32(value))
-
-
 def _mm(v):
     return v / 1000.0
 
@@ -145,7 +140,7 @@ _VALUES = {
     ("-pixel",): (("pixel",), _number, _mm),
     ("-psf",): (("psf",), _text, _psf_kind),
     ("-psf_radius", "-psf_rad"): (("psf_radius",), _number, lambda v: int(v) if math.isfinite(v) else 0),
-    ("-psf_fwhm", "-psf_sigma", "-psf_width"): (("psf_fwhm",), _number, lambda v: _c_float(v / 1e6)),
+    ("-psf_fwhm", "-psf_sigma", "-psf_width"): (("psf_fwhm",), _number, lambda v: c_float(v / 1e6)),
     ("-fluence",): (("fluence",), _number, _same),
     ("-floatfile", "-floatimage", "-bin"): (("floatfile",), _text, _same),
     ("-header",): (("headerfile",), _text, _same),
