@@ -12,6 +12,11 @@ from ..backend import array_namespace, device
 
 ROUND_SCALE = 0.723601254558268       # sphere vs cube volume correction of the ROUND shape
 
+def _precision(xp, dtype) -> int:
+    """The key of the per-precision tables below: 8 (float64) or 4 (float32) bytes."""
+    return 8 if dtype == xp.float64 else 4
+
+
 # sin(pi t) = sum_k c_k t^(2k+1) for |t| <= 1/2: a polynomial in t^2 fitted to sin(pi t)/t at Chebyshev
 # nodes of t^2 in [0, 1/4] (numpy.polynomial.chebyshev), one per precision.  float64: degree 6, 400 nodes,
 # relative error below 8e-14 (the 8-term Taylor series it replaced: 6e-12); F_latt^2 multiplies 12 such
@@ -36,7 +41,7 @@ def sin_pi(t, polynomial: bool):
     xp = array_namespace(t)
     if not polynomial:
         return xp.sin(t * math.pi)
-    coefficients = _SIN_PI_COEFFS[8 if t.dtype == xp.float64 else 4]
+    coefficients = _SIN_PI_COEFFS[_precision(xp, t.dtype)]
     t2 = t * t
     acc = t2 * coefficients[-1]
     for coeff in coefficients[-2:0:-1]:
@@ -60,7 +65,7 @@ _COS_PI_COEFFS = {8: (-4.934802200544647, 4.058712126404524, -1.335262768070936,
 def cos_pi(t):
     """cos(pi t) for |t| <= 1/2 by a polynomial as accurate as the dtype of ``t`` (1 at t = 0)."""
     xp = array_namespace(t)
-    coefficients = _COS_PI_COEFFS[8 if t.dtype == xp.float64 else 4]
+    coefficients = _COS_PI_COEFFS[_precision(xp, t.dtype)]
     u = t * t
     acc = u * coefficients[-1]
     for coeff in coefficients[-2::-1]:
@@ -208,7 +213,7 @@ def lattice_factor_sq(hkl_frac, hkl_nearest, crystal_params, lattice_dtype, poly
         axes = [(axis, N) for axis, N in enumerate((Na, Nb, Nc)) if N > 1]
         if not axes:
             return xp.ones(hkl_frac.shape[1:], dtype=lattice_dtype, device=device(hkl_frac))
-        largest = _CHEBYSHEV_N_MAX[8 if lattice_dtype == xp.float64 else 4]
+        largest = _CHEBYSHEV_N_MAX[_precision(xp, lattice_dtype)]
         if polynomial and all(float(N).is_integer() and N <= largest for _, N in axes):
             return _chebyshev_square(delta, axes, lattice_dtype)
         # exact lattice points (d == 0) take the ratio's limit N through d + tiny: a power of two below

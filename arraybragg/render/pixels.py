@@ -76,11 +76,11 @@ def _full(x, shape: tuple, xp):
     return _expand(x, shape, xp)
 
 
-def _by_source(rows: list, shape: tuple, sources: int, backend: Backend):
-    """(len(rows), *shape, sources) float64 array from rows of per-source arrays (iterables, each array
-    made as it is written), written a source at a time: NumPy runs a broadcast along the short source
-    axis one Src-long row at a time (2-9 sources: 3-7x slower)."""
-    out = backend.xp.empty((len(rows),) + tuple(shape) + (sources,), dtype=backend.xp.float64,
+def _along_last_axis(rows: list, shape: tuple, length: int, backend: Backend):
+    """(len(rows), *shape, length) float64 array from rows of ``length`` arrays each (iterables, each
+    array made as it is written), written one index of the short last axis (source, subpixel) at a
+    time: NumPy runs a broadcast along such an axis one row at a time (2-9 sources: 3-7x slower)."""
+    out = backend.xp.empty((len(rows),) + tuple(shape) + (length,), dtype=backend.xp.float64,
                            device=backend.device)
     for r, row in enumerate(rows):
         for s, value in enumerate(row):
@@ -124,7 +124,7 @@ class PixelGeometry:
 
         def row(i: int):  # component i for each source, made as it is written
             return ((diffracted[i] - a.incident[s, i]) / a.wavelengths[s] for s in range(sources))
-        return _by_source([row(i) for i in range(3)], diffracted[0].shape, sources, self.backend)
+        return _along_last_axis([row(i) for i in range(3)], diffracted[0].shape, sources, self.backend)
 
     def _positions(self, fast, slow) -> list:
         """Lab positions of each (pixel, layer, subpixel) as one contiguous (P, T, S) array per component (a
@@ -150,12 +150,9 @@ class PixelGeometry:
     def _subpixel_index(self, pixel, sub):
         """pixel * oversample + sub as (P, S): whole numbers, exact; written a subpixel at a time (2x
         faster than expanding both operands for S = 4, as fast for S = 9)."""
-        xp = self.xp
         base = pixel * self.sim.sampling.oversample
-        out = xp.empty((base.shape[0], sub.shape[0]), dtype=base.dtype, device=self.backend.device)
-        for s in range(sub.shape[0]):
-            out[:, s] = base + sub[s]
-        return out
+        row = (base + sub[s] for s in range(sub.shape[0]))
+        return _along_last_axis([row], base.shape, sub.shape[0], self.backend)[0, ...]
 
     def _solid_angle(self, airpath):
         d = self.sim.detector
@@ -220,7 +217,7 @@ class PixelGeometry:
         diffracted = self.xp.stack(components, axis=-1)
         row = (physics.polarization_factor(incident[s, :], diffracted, self.arrays.polar_axis, b.polarization)
                for s in range(incident.shape[0]))
-        return _by_source([row], components[0].shape, incident.shape[0], self.backend)[0, ...]
+        return _along_last_axis([row], components[0].shape, incident.shape[0], self.backend)[0, ...]
 
     def resolution_cut(self, scattering):
         """Flat (N,) mask of the (pixel, layer, subpixel, source) evaluations -dmin keeps, or None."""
